@@ -1,0 +1,29 @@
+"""The claims: one module per theorem, each defining :class:`udl.harness.Claim` subclasses.
+
+Adding a theorem is adding one file here: define a subclass of :class:`udl.harness.Claim`
+with an ``id`` (and the other class attributes), ``simulate`` and ``decide``; :func:`discover`
+finds it. Modules whose name starts with ``_`` are not scanned (use them for shared helpers).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from udl.harness import Claim, discover as _discover
+
+__all__ = ["Claim", "discover"]
+
+
+def discover(package: str | ModuleType = "claims") -> dict[str, Claim]:
+    """Every claim of ``package`` as ``{id: instance}``, sorted by id.
+
+    Parameters
+    ----------
+    package : str or module
+        Dotted package name (default: this package), a package directory path, or a module.
+
+    Returns
+    -------
+    dict
+    """
+    return _discover(package)

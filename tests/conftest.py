@@ -1,0 +1,41 @@
+"""Shared pytest options and fixtures.
+
+Options
+-------
+--claims-profile   profile at which tests/test_claims.py runs the real claims (default quick)
+--claims-out       write the run directory of tests/test_claims.py there (as `udl verify` does)
+--claims-seed      root seed of that run (default 0)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TOY_PACKAGE = str(Path(__file__).resolve().parent / "toy_claims")
+PROFILE_CHOICES = ("quick", "ci", "paper")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("udl claims")
+    group.addoption("--claims-profile", default="quick", choices=PROFILE_CHOICES,
+                    help="profile at which test_claims.py runs the claims (default quick)")
+    group.addoption("--claims-out", default=None, metavar="DIR",
+                    help="also write the run directory of test_claims.py to DIR (as `udl verify --out DIR`)")
+    group.addoption("--claims-seed", default=0, type=int, metavar="N",
+                    help="root seed of the claims run (default 0)")
+
+
+@pytest.fixture(scope="session")
+def toy_package() -> str:
+    """Directory path of the toy claims package (for discover() and --claims-package)."""
+    return TOY_PACKAGE
+
+
+@pytest.fixture(scope="session")
+def toy_claims(toy_package):
+    """The toy claims, ``{id: instance}``."""
+    from udl.harness import discover
+
+    return discover(toy_package)

@@ -1,0 +1,365 @@
+"""The ``udl`` command (also ``python -m udl``).
+
+Subcommands live in a small registry (:data:`COMMANDS`); a later subcommand (``report``,
+``compare``, ``audit``) is one :func:`register` call with a function that adds its arguments
+and a handler returning the exit status.
+
+``udl verify`` runs the claims and writes a run directory (default ``runs/<profile>-seed<seed>``
+relative to the working directory). Exit status: 0 when every claim PASSES and every negative
+control FAILS, 1 otherwise, 2 on bad input (one line on stderr naming the bad value; nothing
+computed, nothing written), 130 when interrupted (Ctrl-C; finished cells stay in the cache, so
+the same command resumes). Cells run on ``--executor`` (serial, local processes, Dask) and
+finished cells are cached in ``--cache-dir`` (default ``.udl-cache``, or ``$UDL_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["COMMANDS", "Command", "UsageError", "register", "build_parser", "main", "format_table"]
+
+PROFILES = ("quick", "ci", "paper")
+DEFAULT_PROFILE = "ci"
+DEFAULT_SEED = 0
+DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda")
+DEFAULT_PACKAGE = "claims"
+EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
+#: 128 + SIGINT, the shell's convention for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+#: Environment variable that moves the default cache directory (e.g. in CI or tests).
+CACHE_ENV = "UDL_CACHE_DIR"
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported as one line on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (no usage dump) and never exit directly."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its help line, a function adding its arguments, and its handler."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None],
+             handler: Callable[[argparse.Namespace], int]) -> Command:
+    """Add a subcommand to the ``udl`` command.
+
+    Parameters
+    ----------
+    name : str
+        Subcommand name.
+    help : str
+        One-line description.
+    configure : callable
+        Adds the subcommand's arguments to its parser.
+    handler : callable
+        Runs the subcommand from the parsed namespace; returns the exit status. It may
+        raise :class:`UsageError` for bad input (exit 2).
+
+    Returns
+    -------
+    Command
+    """
+    command = Command(name, help, configure, handler)
+    COMMANDS[name] = command
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``udl`` parser with every registered subcommand."""
+    parser = _Parser(prog="udl", description="Verify the theorems of unrolled dictionary learning.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS.values():
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``udl``; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 success, 1 some claim does not hold, 2 bad input.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_usage(sys.stderr)
+            raise UsageError("udl: error: a command is required (choose from " + ", ".join(COMMANDS) + ")")
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(str(exc).splitlines()[0] if str(exc) else "udl: error", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+
+# --------------------------------------------------------------------------- verify
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r} (allowed: an integer >= 0)")
+    return value
+
+
+def _executor_spec(text: str) -> str:
+    from udl.executors import parse_spec
+
+    try:
+        parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text.strip()
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r} (allowed: an integer >= 1)")
+    return value
+
+
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("exit status: 0 every claim PASSES and every negative control FAILS; 1 otherwise "
+                     "(FAIL, INCONCLUSIVE, ERROR, or a control that does not FAIL); 2 bad input "
+                     "(nothing computed or written); 130 interrupted (finished cells are cached: "
+                     "rerun the same command to resume)")
+    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                        help="instance counts and cells: quick (seconds), ci (default), paper (GPU)")
+    parser.add_argument("--claims", metavar="IDS", default=None,
+                        help="comma list of claim ids (II.3b) or theorem ids (II.3 selects its claims)")
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="root seed, integer >= 0 (default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="simulation dtype (default float64)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="run directory (default runs/<profile>-seed<seed>); replaced atomically")
+    parser.add_argument("--list", action="store_true", help="list the claims (id, kind, title) and exit")
+    parser.add_argument("--no-controls", action="store_true", help="skip the negative controls")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="exit 0 even when some claim does not hold (the run is still written; "
+                             "bad input still exits 2); every claim always runs to the end")
+    parser.add_argument("--claims-package", metavar="PACKAGE", default=DEFAULT_PACKAGE,
+                        help="package (dotted name or directory path) to discover claims in (default claims)")
+    parser.add_argument("--executor", metavar="SPEC", type=_executor_spec, default="serial",
+                        help="where cells run: serial (default), processes (local worker processes), "
+                             "dask (a local Dask cluster on 127.0.0.1) or tcp://HOST:PORT (an existing "
+                             "Dask scheduler); results are identical on every executor")
+    parser.add_argument("--workers", metavar="N", type=_workers, default=None,
+                        help="worker processes for --executor processes or dask (default: the usable cores); "
+                             "each worker gets max(1, cores // N) threads")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--no-cache", action="store_true",
+                       help="compute every cell, neither reading nor writing the cache")
+    cache.add_argument("--cache-dir", metavar="DIR", default=None,
+                       help=f"cache of finished cells (default ${CACHE_ENV} or .udl-cache in the working "
+                            "directory); an interrupted run resumes from it")
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise UsageError(f"udl verify: error: argument --device: invalid device {device!r} "
+                         "(allowed: cpu, cuda, cuda:N)")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"udl verify: error: argument --device: {device!r} requested but CUDA is not "
+                             "available (allowed here: cpu)")
+        if index and int(index) >= count:
+            raise UsageError(f"udl verify: error: argument --device: {device!r} but only {count} CUDA "
+                             f"device(s) (allowed: cuda:0..cuda:{count - 1})")
+    return device
+
+
+def _selected_claims(args: argparse.Namespace) -> dict:
+    from udl import harness
+
+    try:
+        available = harness.discover(args.claims_package)
+    except harness.ClaimDefinitionError as exc:
+        raise _DefinitionError(str(exc)) from exc
+    if args.claims is None:
+        return available
+    tokens = args.claims.split(",")
+    if any(not t.strip() for t in tokens):
+        raise UsageError(f"udl verify: error: argument --claims: empty id in {args.claims!r}")
+    try:
+        return harness.select_claims(available, tokens)
+    except ValueError as exc:
+        raise UsageError(f"udl verify: error: argument --claims: {exc}") from exc
+
+
+class _DefinitionError(Exception):
+    """A claim module is broken (a software error, exit 1)."""
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4g}"
+
+
+def _row(result) -> list[str]:
+    verdict = result.verdict
+    if verdict is None:
+        statistic, interval, n = "-", "-", "-"
+    else:
+        statistic = f"{verdict.statistic_name} = {_fmt(verdict.statistic)}"
+        interval = f"[{_fmt(verdict.interval[0])}, {_fmt(verdict.interval[1])}]"
+        n = str(verdict.n)
+    control = result.control_outcome or "-"
+    if control not in ("FAIL", "-"):
+        control += " (!)"
+    seconds = result.seconds + result.control_seconds
+    return [result.id, result.outcome, statistic, interval, n, control, f"{seconds:.1f}s"]
+
+
+def format_table(run) -> str:
+    """The final table of ``udl verify``: claim, verdict, statistic, interval, n, control, time."""
+    header = ["claim", "verdict", "statistic", "interval", "n", "control", "time"]
+    rows = [header] + [_row(r) for r in run.claims.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _summary(run, out) -> str:
+    outcomes = [r.outcome for r in run.claims.values()]
+    counts = ", ".join(f"{outcomes.count(o)} {o}" for o in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")
+                       if outcomes.count(o))
+    lines = []
+    for result in run.claims.values():
+        if result.error:
+            lines.append(f"{result.id}: ERROR {result.error}")
+        if result.control_error:
+            lines.append(f"{result.id} control: ERROR {result.control_error}")
+        if result.controls_run and result.control_outcome not in ("FAIL", "ERROR"):
+            lines.append(f"{result.id}: negative control gave {result.control_outcome}; it must FAIL")
+    lines.append(f"{len(outcomes)} claims: {counts} (Holm-adjusted across the run; "
+                 f"profile {run.profile}, seed {run.seed}, {run.device}, {run.dtype})")
+    cells = getattr(run, "cells", None) or {}
+    if cells:
+        cache = f"cache {cells['cache']}" if cells.get("cache") else "no cache"
+        lines.append(f"cells: {cells['total']} ({cells['cached']} from the cache, {cells['computed']} computed, "
+                     f"{cells['errors']} errors) on {cells['executor']}; {cache}")
+    lines.append(f"results: {out}")
+    return "\n".join(lines)
+
+
+def _list_claims(claims: dict) -> int:
+    rows = [["id", "kind", "title"]] + [[c.id, c.kind, c.title] for c in claims.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for row in rows:
+        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import torch
+
+    from udl import harness, results
+
+    device = _check_device(args.device)
+    try:
+        claims = _selected_claims(args)
+    except _DefinitionError as exc:
+        print(f"udl verify: claim definition error: {exc}", file=sys.stderr)
+        return EXIT_NOT_OK
+    if args.list:
+        return _list_claims(claims)
+    if not claims:
+        print(f"udl verify: no claims found in package {args.claims_package!r}", file=sys.stderr)
+        return EXIT_NOT_OK
+    out = args.out if args.out is not None else f"runs/{args.profile}-seed{args.seed}"
+    try:
+        results.check_target(out)
+    except ValueError as exc:
+        raise UsageError(f"udl verify: error: argument --out: {exc}") from exc
+    executor, cache = _executor_and_cache(args)
+    ctx = harness.Context(device=device, dtype=getattr(torch, args.dtype))
+    try:
+        with executor:
+            _start(executor)
+            run = harness.run(claims, args.profile, args.seed, ctx, executor=executor, out_dir=out,
+                              controls=not args.no_controls, progress=not args.no_progress, cache=cache)
+    except KeyboardInterrupt as exc:
+        detail = str(exc) if isinstance(exc, harness.RunInterrupted) else "interrupted before any cell finished"
+        resume = "; rerun the same command to resume" if cache is not None else ""
+        print(f"udl verify: {detail}{resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(format_table(run))
+    print(_summary(run, out))
+    return EXIT_OK if run.ok or args.keep_going else EXIT_NOT_OK
+
+
+def _executor_and_cache(args: argparse.Namespace):
+    """The executor (not started) and the cache of a verify command; bad input raises UsageError."""
+    from udl.cache import DEFAULT_DIR, CellCache
+    from udl.executors import make_executor, parse_spec
+
+    kind, address = parse_spec(args.executor)
+    if args.workers is not None and (kind == "serial" or address is not None):
+        raise UsageError(f"udl verify: error: argument --workers: applies to --executor processes or dask, "
+                         f"not {args.executor!r}")
+    cache = None
+    if not args.no_cache:
+        cache = CellCache(args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_DIR)
+        try:
+            cache.check()
+        except ValueError as exc:
+            raise UsageError(f"udl verify: error: argument --cache-dir: {exc}") from exc
+    return make_executor(args.executor, workers=args.workers), cache
+
+
+def _start(executor) -> None:
+    """Connect to a Dask scheduler before computing: an unreachable one is bad input (exit 2)."""
+    from udl.executors import DaskExecutor, ExecutorError
+
+    if isinstance(executor, DaskExecutor) and executor.address is not None:
+        try:
+            executor.client
+        except ExecutorError as exc:
+            raise UsageError(f"udl verify: error: argument --executor: {exc}") from exc
+
+
+register("verify", "run the claims and write a run directory", _configure_verify, _verify)
