@@ -1,0 +1,429 @@
+r"""Theorem II.2 — contraction of the dictionary error under the decoder gradient g_dec.
+
+Statement. With step η = O(p / (s(1 − δ²/2))), one step of dictionary learning with g_dec
+followed by column normalisation satisfies, per column,
+
+    ‖D_j^{(l+1)} − D*_j‖² ≤ (1 − ψ)·‖D_j^{(l)} − D*_j‖² + ε_λ,    ε_λ ∝ η·p·λ²/s,
+
+so training recovers D* up to a neighbourhood of squared radius ∝ λ² (radius ∝ λ).
+
+========  ===========================================================================  ========
+claim     what is tested                                                               kind
+========  ===========================================================================  ========
+II.2a     the error first falls geometrically: the factor ρ of the recursion           rate
+          e²_{l+1} = ρ·e²_l fitted over the early steps is < 1 (upper bound < 1)
+II.2b     the plateau is > 0 and grows with λ (smallest local log-log slope > 0.1);    rate
+          its log-log slope is reported against the predicted radius ∝ λ (slope 1)
+========  ===========================================================================  ========
+
+The dictionary error is e_l = ‖D^{(l)} − D*‖_F / ‖D*‖_F (columns normalised, no alignment: the
+start is close). Because ‖D*‖²_F = p, e²_l is the mean over columns of ‖D_j − D*_j‖², so averaging
+the per-column recursion over j gives a recursion of the same form for e² (with the slowest
+column's 1 − ψ and the column-mean ε_λ); the max-column error is recorded too. Training is
+full-batch gradient descent (``udl.train(kind="dec", optimizer="gd", normalize=True)``), the
+theorem's setting; the paper's Adam is not used (its g_dec curve is not monotone).
+
+Computation runs in ``ctx.dtype`` (float64 by default). float32 gives the same curves: in the
+pilot the float32 and float64 trajectories agreed to 1.3e-6 relative at every step, and the
+quantities decided on (errors ≥ 1e-2, factors 0.2–0.9 away from their thresholds) are ≥ 10⁴
+times coarser than that.
+
+Tables are long format, one row per (instance, ``train_step``) — and per ``lam`` in II.2b — with
+``dict_error`` (e_l), ``dict_error_max`` (max_j ‖D_j − D*_j‖), the step ``lr`` (η), the run's
+``direction`` / ``estimator`` and the instance's ``coherence`` and ``init_error``: the contraction
+figure (e_l against l, one curve per instance and λ, log scale) is drawn from them alone.
+
+Decisions that combine parts use intersection–union (:func:`all_of`): PASS needs every part to
+PASS (p = max p), FAIL when some part FAILS.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+import udl
+from udl import stats
+from udl.harness import Claim, Context
+from udl.stats import Verdict
+
+__all__ = ["Contraction", "Neighbourhood", "all_of", "contraction_factors", "plateaus", "lam_grid"]
+
+# --------------------------------------------------------------------------- constants
+#: II.2b: a plateau below this is "zero". Dictionary errors are resolved to ≈ 1e-6 in float32
+#: (≈ 1e-15 in float64); the smallest predicted plateau of the sweeps (λ = 0.15 at n = 1000) is
+#: ≈ 3e-2, two and a half decades above.
+ZERO_FLOOR = 1e-4
+#: II.2b: "grows with λ" means the plateau rises by more than 2^0.1 − 1 ≈ 7 % per doubling of λ
+#: on every step of the sweep (smallest local log-log slope > 0.1). Ten times the largest
+#: end-of-run drift allowed (DRIFT_MAX), and a tenth of the predicted slope 1.
+GROWTH_MIN = 0.1
+#: II.2b: the predicted log-log slope of the plateau (radius ∝ λ; squared radius ∝ λ²).
+PREDICTED_SLOPE = 1.0
+#: II.2b: half-width of the band around the predicted slope for the reported (not decisive)
+#: equivalence test; ±0.25 stops half-way to the nearest competing exponents 0.5 and 2.
+SLOPE_BAND = 0.25
+#: II.2b: the plateau is the error at the last step; its drift is measured over this many
+#: final steps (reported, and compared with DRIFT_MAX).
+PLATEAU_WINDOW = 5
+#: II.2b: largest relative drift over PLATEAU_WINDOW final steps for a run to count as having
+#: reached its plateau (reported in detail; pilot ≤ 7.5e-3 at λ = 0.6 after 25 steps).
+DRIFT_MAX = 1e-2
+#: Smallest positive float used before taking logs of plateaus (the oracle control can reach
+#: an error of exactly 0 in float64); it only keeps the log finite.
+LOG_TINY = 1e-300
+
+
+# --------------------------------------------------------------------------- helpers
+def _encoder(ctx: Context):
+    """The encoder under test (``ctx.encoder`` or the reference ISTA)."""
+    return udl.ISTA() if ctx.encoder is None else ctx.encoder
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+def _instances(cell: dict, seeds, ctx: Context) -> udl.Instances:
+    """Instances of a cell (m, p, s, n, init_scale, optional sign) on ctx's device and dtype."""
+    return udl.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
+                              init_scale=float(cell["init_scale"]), sign=str(cell.get("sign", "independent")),
+                              seed=list(seeds), dtype=ctx.dtype, device=ctx.device)
+
+
+def _lr(cell: dict) -> float:
+    """The dictionary step η = lr_factor · p / s."""
+    return float(cell["lr_factor"]) * int(cell["p"]) / int(cell["s"])
+
+
+def lam_grid(cell: dict) -> np.ndarray:
+    """The λ sweep of a II.2b cell: ``n_lam`` values geometric from ``lam_lo`` to ``lam_hi``."""
+    return np.geomspace(float(cell["lam_lo"]), float(cell["lam_hi"]), int(cell["n_lam"]))
+
+
+def _errors(D: torch.Tensor, D_star: torch.Tensor):
+    e = udl.dictionary_error(D, D_star)
+    return e["fro"], e["max_col"]
+
+
+def _own_loop(inst: udl.Instances, direction, *, lr: float, n_steps: int, progress=None):
+    """Gradient steps D ← normalise(D − lr·direction(D)); errors (L+1, B) before and after each step.
+
+    The update is the one of :func:`udl.train` with ``optimizer="gd", normalize=True``; the
+    negative controls pass their own ``direction`` (ascent on g_dec, or the oracle g*).
+    """
+    D = inst.D0.clone()
+    fro, mx = _errors(D, inst.D_star)
+    fros, maxs = [fro], [mx]
+    with torch.no_grad():
+        for _ in range(n_steps):
+            D = udl.normalize_columns(D - lr * direction(D))
+            fro, mx = _errors(D, inst.D_star)
+            fros.append(fro)
+            maxs.append(mx)
+            if progress is not None:
+                progress(1)
+    return torch.stack(fros), torch.stack(maxs)
+
+
+def _curves(fro: torch.Tensor, mx: torch.Tensor, inst: udl.Instances, **columns) -> pd.DataFrame:
+    """Long table of error trajectories: one row per (step, instance)."""
+    L, B = fro.shape
+    return pd.DataFrame({
+        "instance": np.tile(np.arange(B), L),
+        "train_step": np.repeat(np.arange(L), B),
+        **columns,
+        "dict_error": _np(fro).ravel(),
+        "dict_error_max": _np(mx).ravel(),
+        "coherence": np.tile(_np(inst.coherence), L),
+        "init_error": np.tile(_np(inst.init_error), L),
+    })
+
+
+def contraction_factors(table: pd.DataFrame, *, by=("cell", "instance")) -> pd.DataFrame:
+    """Per-instance contraction factor of the squared dictionary error (II.2a).
+
+    For each group (rows with ``train_step``, ``dict_error`` and the cell's ``fit_steps`` = K), with
+    e_l the error after l steps:
+
+    - ``rho``: least-squares factor of e²_{l+1} = ρ·e²_l through the origin over l = 0 … K−1,
+      ρ̂ = Σ e²_l e²_{l+1} / Σ e⁴_l — the theorem's recursion without ε_λ. In the early,
+      pre-plateau phase ε_λ ≪ (1 − ψ)e²_l, and leaving it out biases ρ̂ *up*, towards 1
+      (conservative for the claim). For a monotone sequence ρ̂ < 1 ⇔ the error falls, ρ̂ > 1 ⇔
+      it grows, whatever its curvature.
+    - ``rho_geo``: geometric-mean ratio (e²_K / e²_0)^{1/K} over the same window.
+    - ``rho_affine``, ``eps_affine``: OLS slope and intercept of e²_{l+1} on e²_l over the whole
+      run (the recursion with ε_λ, plateau included).
+    - ``window_excess``: e_K / e_final, how far above the plateau the window ends.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group.
+    """
+    out = []
+    for key, g in table.sort_values("train_step").groupby(list(by), sort=True):
+        e2 = g["dict_error"].to_numpy(float) ** 2
+        K = int(g["fit_steps"].iloc[0])
+        x, y = e2[:K], e2[1:K + 1]
+        rho = float(np.dot(x, y) / np.dot(x, x))
+        rho_geo = float((e2[K] / e2[0]) ** (1.0 / K))
+        slope, intercept = np.polyfit(e2[:-1], e2[1:], 1)
+        out.append((*key, rho, rho_geo, float(slope), float(intercept),
+                    float(math.sqrt(e2[K] / e2[-1])), float(math.sqrt(e2[-1]))))
+    return pd.DataFrame(out, columns=[*by, "rho", "rho_geo", "rho_affine", "eps_affine",
+                                      "window_excess", "final_error"])
+
+
+def plateaus(table: pd.DataFrame, *, by=("cell", "instance", "lam")) -> pd.DataFrame:
+    """Plateau (error at the last step) and its drift over the last PLATEAU_WINDOW steps (II.2b)."""
+    t = table.sort_values("train_step")
+    g = t.groupby(list(by), sort=True)["dict_error"]
+    last = g.last()
+    before = g.apply(lambda e: float(e.iloc[-1 - PLATEAU_WINDOW]) if len(e) > PLATEAU_WINDOW else math.nan)
+    drift = (last - before).abs() / last.where(last > 0)
+    return pd.DataFrame({"plateau": last, "drift": drift.fillna(0.0)}).reset_index()
+
+
+def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> Verdict:
+    """Intersection–union combination of sub-verdicts: the claim holds iff every part holds.
+
+    PASS when every part PASSES (p_value = max of the parts' p, a valid level-α test of the
+    conjunction); FAIL when any part FAILS; else INCONCLUSIVE. The statistic and interval are
+    those of the decisive part: the failing part with the smallest ``p_fail``, else ``primary``
+    on PASS, else the part with the largest p. (The same rule as ``claims.ii1_code_error.all_of``.)
+
+    Parameters
+    ----------
+    parts : dict name → Verdict.  n : independent instances.  alpha : level.
+    primary : part reported when every part PASSES.
+
+    Returns
+    -------
+    Verdict
+    """
+    names = list(parts)
+    failing = [k for k in names if parts[k].outcome == "FAIL"]
+    if failing:
+        outcome = "FAIL"
+        decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
+    else:
+        outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
+        decisive = max(names, key=lambda k: parts[k].p_value)
+        if outcome == "PASS" and primary is not None:
+            decisive = primary
+    v = parts[decisive]
+    p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
+    return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
+                   max(parts[k].p_value for k in names),
+                   {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
+                    "parts": {k: parts[k].to_dict() for k in names}})
+
+
+# --------------------------------------------------------------------------- II.2a
+_A = dict(m=50, p=100, s=3, init_scale=0.05, lam=0.2, step=0.2, T=50, lr_factor=0.125)
+
+
+class Contraction(Claim):
+    """II.2a — under g_dec the dictionary error first contracts geometrically."""
+
+    id = "II.2a"
+    theorem = "II.2"
+    title = "g_dec contracts the dictionary error geometrically (fitted factor < 1)"
+    statement = (
+        "Full-batch gradient descent on D with the decoder gradient g_dec = (DZ_T − X)Z_Tᵀ/n "
+        "(Z_T from T = 50 layers of the encoder, held constant), step η = p/(8s) and column "
+        "normalisation, started at D⁽⁰⁾ = normalise(D* + 0.05·N(0,1)) (relative error ≈ 0.34), first "
+        "reduces the dictionary error e_l = ‖D⁽ˡ⁾ − D*‖_F/‖D*‖_F geometrically: the factor ρ of the "
+        "theorem's recursion e²_{l+1} = ρ·e²_l + ε_λ, fitted through the origin over the first K = 4 "
+        "steps (pre-plateau: e_K ≥ 3× the plateau; dropping ε_λ ≥ 0 biases ρ̂ up, so the fit is "
+        "conservative), has mean over instances < 1 with its upper confidence bound < 1. ρ = 1 − ψ "
+        "of Thm II.2 (e² is the column mean of ‖D_j − D*_j‖², so the per-column recursion carries "
+        "over).")
+    kind = "rate"
+    effect = (
+        "One-sided t test of the mean per-instance ρ̂ < 1 (interval: t bound at α). Pilot (root seed "
+        "12345, ci design, 8 instances): ρ̂ = 0.689–0.702, mean 0.695, sd 0.004, upper bound 0.699; "
+        "geometric-mean ratio 0.688 and the affine fit with ε_λ over the whole run 0.690 (ε ≈ 3.6e-4) "
+        "agree; the window ends at e_4 ≥ 3.2× the final error. η = p/(4s) gave ρ̂ ≈ 0.48 but only 2–3 "
+        "steps above 3× the plateau. An effect 1 − ρ ≥ 0.2 at sd ≤ 0.05 needs t_test_n(0.2, 0.05, "
+        "α = 6e-4 [Holm worst case], β = 0.05) = 5; 8 instances are used.")
+    regime = (
+        "m = 50, p = 100, s = 3 (μ ≈ 0.54: outside the incoherence hypothesis, as in the paper), "
+        "n = 1000 examples (full batch), noiseless X, independent signs, λ = 0.2, α = 0.2, T = 50 "
+        "(at D = D* the ISTA gradient is within 0.7 % of the certified-lasso ĝ after 50 layers), "
+        "η = p/(8s) ≈ 4.2 (half the p/(4s) of THEOREMS.md's note, inside the theorem's "
+        "η = O(p/(s(1 − δ²/2))), so that the geometric phase spans ≥ 4 steps above 3× the plateau), "
+        "c = 0.05, 15 steps recorded for the figure (e_15 ≈ 0.047, plateau ≈ 0.044), decision on the "
+        "first 4. quick: m = 30, p = 50, n = 500 (the same atom usage n·s/p = 30 as ci at a quarter "
+        "of the cost), 4 instances, 8 steps (the window then ends at ≈ 1.7× the final error: ρ̂ is "
+        "biased up, not down). paper: the paper's learning data (s = 5, n = 10 000, "
+        "c = 0.1, T = 100) with gradient descent (the theorem's optimiser) instead of Adam, 50 "
+        "instances, K = 10.")
+    control = (
+        "Gradient ascent: D ← normalise(D + η·g_dec), everything else equal (same instances, "
+        "encoder, η, steps). The error grows from the first step, so ρ̂ > 1 (pilot 1.297–1.310) and "
+        "the claim must FAIL. The early window matters: the ascent saturates near e ≈ 1.1, and an "
+        "affine fit of e²_{l+1} on e²_l over the whole run gives 0.99 < 1 for it (pilot).")
+    requires = frozenset({"soft_threshold"})
+    profiles = {
+        "quick": {"cells": [dict(_A, m=30, p=50, n=500, n_steps=8, fit_steps=4)], "n_instances": 4},
+        "ci": {"cells": [dict(_A, n=1000, n_steps=15, fit_steps=4)], "n_instances": 8},
+        "paper": {"cells": [dict(_A, s=5, n=10_000, init_scale=0.1, T=100, n_steps=100, fit_steps=10)],
+                  "n_instances": 50},
+    }
+
+    def simulate(self, cell, seeds, ctx):
+        """Dictionary-error trajectories (long format: one row per step and instance)."""
+        inst = _instances(cell, seeds, ctx)
+        encoder, lam, step, T, lr = _encoder(ctx), float(cell["lam"]), float(cell["step"]), int(cell["T"]), _lr(cell)
+        n_steps = int(cell["n_steps"])
+        if ctx.control:
+            def ascent(D):   # descent on −g_dec: the sign of the update flipped, nothing else
+                return -udl.gradient(inst.X, D, kind="dec", lam=lam, step=step, T=T, encoder=encoder)
+
+            fro, mx = _own_loop(inst, ascent, lr=lr, n_steps=n_steps, progress=ctx.progress)
+            direction = "ascent"
+        else:
+            tr = udl.train(inst.X, inst.D0, kind="dec", lam=lam, step=step, T=T, lr=lr, n_steps=n_steps,
+                           optimizer="gd", normalize=True, D_star=inst.D_star, encoder=encoder,
+                           progress=ctx.progress)
+            fro, mx = tr.dict_error, tr.dict_error_max
+            direction = "descent"
+        return _curves(fro, mx, inst, lr=lr, direction=direction, dtype=str(ctx.dtype).removeprefix("torch."))
+
+    def decide(self, table):
+        """One-sided t test of the mean per-instance factor ρ̂ < 1 (upper bound < 1)."""
+        rates = contraction_factors(table)
+        verdict = stats.mean_test(rates["rho"], threshold=1.0, side="less", alpha=self.alpha,
+                                  name="contraction factor ρ of e² per step")
+        detail = dict(verdict.detail,
+                      rho_upper_bound=float(verdict.interval[1]),
+                      psi_mean=float(1.0 - rates["rho"].mean()),
+                      rho_min=float(rates["rho"].min()), rho_max=float(rates["rho"].max()),
+                      rho_geo_median=float(rates["rho_geo"].median()),
+                      rho_affine_median=float(rates["rho_affine"].median()),
+                      eps_affine_median=float(rates["eps_affine"].median()),
+                      window_excess_min=float(rates["window_excess"].min()),
+                      final_error_median=float(rates["final_error"].median()),
+                      init_error_median=float(table.loc[table["train_step"] == 0, "dict_error"].median()))
+        return Verdict(**{**verdict.__dict__, "detail": detail})
+
+
+# --------------------------------------------------------------------------- II.2b
+_B = dict(m=50, p=100, s=3, init_scale=0.02, step=0.2, T=50, lr_factor=0.25)
+
+
+class Neighbourhood(Claim):
+    """II.2b — the plateau is > 0 and grows with λ; its λ-exponent is measured."""
+
+    id = "II.2b"
+    theorem = "II.2"
+    title = "g_dec plateaus above zero, in a neighbourhood of D* that grows with λ"
+    statement = (
+        "Gradient descent with g_dec and column normalisation (as II.2a) does not reach D*: it "
+        "settles on a plateau, the fixed point where g_dec's λ bias balances the pull towards D*. "
+        "Over a λ sweep on the same instances, the plateau e_∞(λ) is strictly above zero "
+        "(> 1e-4 at the smallest λ) and grows with λ on every step of the sweep: the smallest local "
+        "log-log slope Δlog e_∞/Δlog λ has mean > 0.1 (lower bound > 0.1). The verdict is on these "
+        "two parts. The scaling is measured against the prediction radius ∝ λ (squared radius "
+        "ε_λ/ψ ∝ λ²): the per-instance OLS slope of log e_∞ on log λ is reported with its interval "
+        "and an equivalence test against 1 ± 0.25 (detail 'slope_vs_prediction'); the pilot "
+        "exponent is 0.93: inside 1 ± 0.25 but clearly below 1. The prediction is an O(·) bound for "
+        "small λ, so this is reported, not decided on; a plausible cause, not tested here, is that "
+        "the codes' shrinkage by λ enters g_dec = (DẐ − X)Ẑᵀ/n a second time.")
+    kind = "rate"
+    effect = (
+        "Intersection–union of two one-sided t tests over instances (smallest local slope > 0.1; "
+        "plateau at λ_min > 1e-4). Pilot (root seed 12345, ci design, 8 instances): plateau median "
+        "0.0336 / 0.0635 / 0.122 at λ = 0.15 / 0.3 / 0.6; smallest local slope mean 0.920, sd 0.007, "
+        "bounds [0.913, 0.927]; plateau at λ_min 0.0335, sd 7e-4; per-instance OLS exponent 0.933 "
+        "[0.926, 0.939]; end drift ≤ 7.5e-3. The smallest effect, a local slope ≥ 0.6 (0.5 above the "
+        "threshold) at sd ≤ 0.1, needs t_test_n(0.5, 0.1, α = 6e-4 [Holm worst case], β = 0.05) = 4; "
+        "8 instances are used so that the reported exponent has a tight interval.")
+    regime = (
+        "m = 50, p = 100, s = 3, n = 1000 examples, noiseless X, independent signs, c = 0.02, "
+        "α = 0.2, T = 50, λ ∈ {0.15, 0.3, 0.6}, η = p/(4s) ≈ 8.3 (THEOREMS.md's step) and 25 steps. "
+        "The plateau is the fixed point of D ← normalise(D − η g_dec(D)), where g_dec's component "
+        "orthogonal to each column vanishes; it does not depend on η, so η is chosen to reach it "
+        "soon (the shrunk codes slow the approach at large λ: drift ≤ 1 % after 25 steps at λ = 0.6) "
+        "while keeping the control stable: η·λ_max(Z*Z*ᵀ/n) ≈ 1.0 at n = 1000, whereas p/(2s) gives "
+        "2.03–2.07 > 2 and the oracle run oscillates. The λ range is where the plateau is λ's: "
+        "below λ ≈ 0.15 the encoder is not converged at T = 50 and adds a floor of its own (pilot at "
+        "n = 1000: plateau 0.026 at λ = 0.1 with T = 50 but 0.022 with T = 100; at T = 200 the "
+        "plateau is ∝ λ^0.95 down to λ = 0.025, 0.006). With noiseless data there is no additive "
+        "finite-sample floor: at D*, Ẑ − Z* = O(λ), so the finite-n part of the bias also scales "
+        "with λ — n sets the plateau's size (λ = 0.2: 0.070 at n = 500, 0.044 at 1000, 0.028 at "
+        "2000), not its exponent (0.89–0.98 for λ from 0.2 to 0.8 at every n). λ ≤ 0.6 < min|z*| = 1 "
+        "keeps the signs recovered. quick: m = 30, p = 50, n = 500 (atom usage n·s/p = 30 as in ci; "
+        "at n = 300, p = 100 rarely used atoms leave the plateau 10 % short of converged after 15 "
+        "steps), λ ∈ {0.15, 0.6}, 5 instances, 20 steps. paper: the paper's data sizes (s = 5, "
+        "n = 10 000), T = 200, λ from 0.1 to 0.6 (4 values), 40 steps, 30 instances.")
+    control = (
+        "The oracle gradient g* = (DZ* − X)Z*ᵀ/n (true codes: no λ bias), everything else equal: "
+        "training converges geometrically to D* itself (pilot: error 1.3e-5 after 25 steps and still "
+        "falling), identically for every λ, so both parts fail (error at the end < 1e-4; local "
+        "slopes exactly 0 < 0.1). Must FAIL.")
+    requires = frozenset({"soft_threshold", "fixed_lambda"})
+    profiles = {
+        "quick": {"cells": [dict(_B, m=30, p=50, n=500, lam_lo=0.15, lam_hi=0.6, n_lam=2, n_steps=20)],
+                  "n_instances": 5},
+        "ci": {"cells": [dict(_B, n=1000, lam_lo=0.15, lam_hi=0.6, n_lam=3, n_steps=25)], "n_instances": 8},
+        "paper": {"cells": [dict(_B, s=5, n=10_000, T=200, lam_lo=0.1, lam_hi=0.6, n_lam=4, n_steps=40)],
+                  "n_instances": 30},
+    }
+
+    def simulate(self, cell, seeds, ctx):
+        """Trajectories per λ on the same instances (long format: step × instance × λ)."""
+        inst = _instances(cell, seeds, ctx)
+        encoder, step, T, lr = _encoder(ctx), float(cell["step"]), int(cell["T"]), _lr(cell)
+        n_steps = int(cell["n_steps"])
+        dtype = str(ctx.dtype).removeprefix("torch.")
+        rows = []
+        for lam in lam_grid(cell):
+            if ctx.control:
+                fro, mx = _own_loop(inst, lambda D: udl.oracle_gradient(inst.X, D, inst.Z_star),
+                                    lr=lr, n_steps=n_steps, progress=ctx.progress)
+                estimator = "oracle"
+            else:
+                tr = udl.train(inst.X, inst.D0, kind="dec", lam=float(lam), step=step, T=T, lr=lr,
+                               n_steps=n_steps, optimizer="gd", normalize=True, D_star=inst.D_star,
+                               encoder=encoder, progress=ctx.progress)
+                fro, mx = tr.dict_error, tr.dict_error_max
+                estimator = "dec"
+            rows.append(_curves(fro, mx, inst, lam=float(lam), lr=lr, estimator=estimator, dtype=dtype))
+        return pd.concat(rows, ignore_index=True)
+
+    def decide(self, table):
+        """Plateau > ZERO_FLOOR at λ_min and smallest local log-log slope > GROWTH_MIN (both t tests)."""
+        pl = plateaus(table)
+        pl["log_lam"] = np.log(pl["lam"])
+        pl["log_plateau"] = np.log(np.maximum(pl["plateau"], LOG_TINY))
+        pl = pl.sort_values(["cell", "instance", "lam"])
+        grouped = pl.groupby(["cell", "instance"], sort=True)
+        local = (grouped["log_plateau"].diff() / grouped["log_lam"].diff()).dropna()
+        min_local = local.groupby([pl.loc[local.index, "cell"], pl.loc[local.index, "instance"]]).min()
+        lowest = grouped.head(1)
+        parts = {
+            "growth": stats.mean_test(min_local, threshold=GROWTH_MIN, side="greater", alpha=self.alpha,
+                                      name="smallest local log-log slope of the plateau in λ"),
+            "plateau>0": stats.mean_test(lowest["plateau"], threshold=ZERO_FLOOR, side="greater",
+                                         alpha=self.alpha, name="plateau at the smallest λ"),
+        }
+        verdict = all_of(parts, n=len(min_local), alpha=self.alpha, primary="growth")
+        slopes = stats.group_slopes(pl, "log_lam", "log_plateau", by=["cell", "instance"])
+        exponent = stats.mean_test(slopes, threshold=PREDICTED_SLOPE, side="equal", margin=SLOPE_BAND,
+                                   alpha=self.alpha, name="log-log slope of the plateau in λ")
+        lo, hi = exponent.interval
+        detail = dict(
+            verdict.detail,
+            slope_vs_prediction=dict(exponent.to_dict(), predicted=PREDICTED_SLOPE,
+                                     contains_prediction=bool(lo <= PREDICTED_SLOPE <= hi)),
+            slope_mean=float(exponent.statistic), slope_interval=[float(lo), float(hi)],
+            squared_radius_slope_mean=float(2 * exponent.statistic),
+            plateau_median_by_lam={f"{lam:g}": float(v) for lam, v in pl.groupby("lam")["plateau"].median().items()},
+            plateau_over_lam_median=float((pl["plateau"] / pl["lam"]).median()),
+            drift_max=float(pl["drift"].max()), drift_ok=bool(pl["drift"].max() <= DRIFT_MAX))
+        return Verdict(**{**verdict.__dict__, "detail": detail})
