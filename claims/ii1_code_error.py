@@ -46,10 +46,10 @@ import torch
 import udl
 from udl import stats
 from udl.harness import Claim, Context
-from udl.stats import Verdict
+from udl.stats import Verdict, all_of
 
 __all__ = ["CodeConvergence", "LambdaFloor", "DictionaryTerm", "SupportRecovery", "BiasRemoval",
-           "all_of", "geometric_rates", "predicted_rates"]
+           "geometric_rates", "predicted_rates"]
 
 # --------------------------------------------------------------------------- constants
 #: Signs of z_T that changed at layer t mark the support as not yet fixed; the geometric fit of
@@ -195,41 +195,6 @@ def geometric_rates(curves: pd.DataFrame, *, by=("cell", "instance")) -> pd.Data
             rho = float(np.exp(slope))
         out.append((*key, rho, int(use.sum()), t_fix))
     return pd.DataFrame(out, columns=[*by, "rho", "points", "t_fix"])
-
-
-def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> Verdict:
-    """Intersection–union combination of sub-verdicts: the claim holds iff every part holds.
-
-    PASS when every part PASSES (p_value = max of the parts' p, a valid level-α test of the
-    conjunction); FAIL when any part FAILS (false-FAIL rate ≤ k·α); else INCONCLUSIVE. The
-    statistic and interval are those of the decisive part: the failing part with the smallest
-    ``p_fail``, otherwise the part with the largest p_value.
-
-    Parameters
-    ----------
-    parts : dict name → Verdict.  n : independent instances behind the decision.  alpha : level.
-    primary : the part whose statistic is reported when every part PASSES (default: largest p).
-
-    Returns
-    -------
-    Verdict
-    """
-    names = list(parts)
-    failing = [k for k in names if parts[k].outcome == "FAIL"]
-    if failing:
-        outcome = "FAIL"
-        decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
-    else:
-        outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
-        decisive = max(names, key=lambda k: parts[k].p_value)
-        if outcome == "PASS" and primary is not None:
-            decisive = primary
-    v = parts[decisive]
-    p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
-    return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
-                   max(parts[k].p_value for k in names),
-                   {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
-                    "parts": {k: parts[k].to_dict() for k in names}})
 
 
 # --------------------------------------------------------------------------- II.1a

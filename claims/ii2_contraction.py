@@ -47,9 +47,9 @@ import torch
 import udl
 from udl import stats
 from udl.harness import Claim, Context
-from udl.stats import Verdict
+from udl.stats import Verdict, all_of
 
-__all__ = ["Contraction", "Neighbourhood", "all_of", "contraction_factors", "plateaus", "lam_grid"]
+__all__ = ["Contraction", "Neighbourhood", "contraction_factors", "plateaus", "lam_grid"]
 
 # --------------------------------------------------------------------------- constants
 #: II.2b: a plateau below this is "zero". Dictionary errors are resolved to ≈ 1e-6 in float32
@@ -185,41 +185,6 @@ def plateaus(table: pd.DataFrame, *, by=("cell", "instance", "lam")) -> pd.DataF
     before = g.apply(lambda e: float(e.iloc[-1 - PLATEAU_WINDOW]) if len(e) > PLATEAU_WINDOW else math.nan)
     drift = (last - before).abs() / last.where(last > 0)
     return pd.DataFrame({"plateau": last, "drift": drift.fillna(0.0)}).reset_index()
-
-
-def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> Verdict:
-    """Intersection–union combination of sub-verdicts: the claim holds iff every part holds.
-
-    PASS when every part PASSES (p_value = max of the parts' p, a valid level-α test of the
-    conjunction); FAIL when any part FAILS; else INCONCLUSIVE. The statistic and interval are
-    those of the decisive part: the failing part with the smallest ``p_fail``, else ``primary``
-    on PASS, else the part with the largest p. (The same rule as ``claims.ii1_code_error.all_of``.)
-
-    Parameters
-    ----------
-    parts : dict name → Verdict.  n : independent instances.  alpha : level.
-    primary : part reported when every part PASSES.
-
-    Returns
-    -------
-    Verdict
-    """
-    names = list(parts)
-    failing = [k for k in names if parts[k].outcome == "FAIL"]
-    if failing:
-        outcome = "FAIL"
-        decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
-    else:
-        outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
-        decisive = max(names, key=lambda k: parts[k].p_value)
-        if outcome == "PASS" and primary is not None:
-            decisive = primary
-    v = parts[decisive]
-    p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
-    return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
-                   max(parts[k].p_value for k in names),
-                   {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
-                    "parts": {k: parts[k].to_dict() for k in names}})
 
 
 # --------------------------------------------------------------------------- II.2a

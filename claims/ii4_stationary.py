@@ -56,10 +56,9 @@ import torch
 import udl
 from udl import stats
 from udl.harness import Claim, Context
-from udl.stats import Verdict
+from udl.stats import Verdict, all_of
 
-__all__ = ["StationaryIdentity", "TrainedStationarity", "DigitInterpretability", "all_of",
-           "stationarity_check", "load_digit_images"]
+__all__ = ["StationaryIdentity", "TrainedStationarity", "DigitInterpretability", "stationarity_check", "load_digit_images"]
 
 # --------------------------------------------------------------------------- constants
 #: Identities are checked in float64 (see the module docstring).
@@ -132,39 +131,6 @@ def _perturb(D: torch.Tensor, E: torch.Tensor, rel: float) -> torch.Tensor:
     """D + rel·‖D‖_F·E/‖E‖_F (per instance)."""
     scale = rel * _fro(D) / _fro(E)
     return D + scale[..., None, None] * E
-
-
-def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> Verdict:
-    """Intersection–union combination of sub-verdicts: the claim holds iff every part holds.
-
-    PASS when every part PASSES (p_value = max of the parts' p, a valid level-α test of the
-    conjunction); FAIL when any part FAILS; else INCONCLUSIVE. The statistic and interval are
-    those of the decisive part: the failing part with the smallest ``p_fail``, otherwise
-    ``primary`` (or the part with the largest p_value).
-
-    Parameters
-    ----------
-    parts : dict name → Verdict.  n : independent instances behind the decision.  alpha : level.
-    primary : the part whose statistic is reported when no part FAILS.
-
-    Returns
-    -------
-    Verdict
-    """
-    names = list(parts)
-    failing = [k for k in names if parts[k].outcome == "FAIL"]
-    if failing:
-        outcome = "FAIL"
-        decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
-    else:
-        outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
-        decisive = primary if primary is not None else max(names, key=lambda k: parts[k].p_value)
-    v = parts[decisive]
-    p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
-    return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
-                   max(parts[k].p_value for k in names),
-                   {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
-                    "parts": {k: parts[k].to_dict() for k in names}})
 
 
 # --------------------------------------------------------------------------- II.4a

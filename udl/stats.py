@@ -53,6 +53,7 @@ __all__ = [
     "slope_test",
     "group_slopes",
     "identity_test",
+    "all_of",
     "holm",
     "binomial_power",
     "binomial_n",
@@ -382,9 +383,22 @@ def _first_true(predicate: Callable[[np.ndarray], np.ndarray], size: int) -> int
     return lo
 
 
+#: Largest sample for which the exact signed-rank distribution is used (scipy's own cut-off).
+WILCOXON_EXACT_MAX_N = 50
+
+
 def _p_greater(rows: np.ndarray) -> np.ndarray:
-    """One-sided (greater) signed-rank p-value of each row, in one batched scipy call."""
-    return np.atleast_1d(_st.wilcoxon(rows, axis=-1, alternative="greater").pvalue)
+    """One-sided (greater) signed-rank p-value of each row, in one batched scipy call.
+
+    The method is chosen explicitly: the exact null distribution when no row has zeros or
+    tied magnitudes (and n ≤ 50), else the normal approximation with tie correction. Left to
+    "auto", scipy falls back to a permutation test on ties, which takes seconds per row.
+    """
+    rows = np.atleast_2d(rows)
+    mags = np.sort(np.abs(rows), axis=-1)
+    tied = bool((mags == 0).any() or (np.diff(mags, axis=-1) == 0).any())
+    method = "asymptotic" if tied or rows.shape[-1] > WILCOXON_EXACT_MAX_N else "exact"
+    return np.atleast_1d(_st.wilcoxon(rows, axis=-1, alternative="greater", method=method).pvalue)
 
 
 def _wilcoxon_bounds(d: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -769,3 +783,39 @@ def t_test_n(effect: float, sd: float, *, alpha: float = 0.01, beta: float = 0.0
     if not effect > 0 or not sd > 0:
         raise ValueError("effect and sd must be > 0")
     return _smallest_n(lambda ns: t_test_power(ns, effect, sd, alpha=alpha), 1.0 - beta, n_min=2)
+
+
+# --------------------------------------------------------------------------- combining
+def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> Verdict:
+    """Intersection–union combination of sub-verdicts: the claim holds iff every part holds.
+
+    PASS when every part PASSES (p_value = max of the parts' p, a valid level-α test of the
+    conjunction); FAIL when any part FAILS (false-FAIL rate ≤ k·α); else INCONCLUSIVE. The
+    statistic and interval are those of the decisive part: the failing part with the smallest
+    ``p_fail``, otherwise the part with the largest p_value.
+
+    Parameters
+    ----------
+    parts : dict name → Verdict.  n : independent instances behind the decision.  alpha : level.
+    primary : the part whose statistic is reported when every part PASSES (default: largest p).
+
+    Returns
+    -------
+    Verdict
+    """
+    names = list(parts)
+    failing = [k for k in names if parts[k].outcome == "FAIL"]
+    if failing:
+        outcome = "FAIL"
+        decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
+    else:
+        outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
+        decisive = max(names, key=lambda k: parts[k].p_value)
+        if outcome == "PASS" and primary is not None:
+            decisive = primary
+    v = parts[decisive]
+    p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
+    return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
+                   max(parts[k].p_value for k in names),
+                   {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
+                    "parts": {k: parts[k].to_dict() for k in names}})
