@@ -8,22 +8,34 @@ PCG64, on the CPU, so that it is the same on any machine and device and can be r
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from ._validate import check_choice, check_int, check_nonneg, check_positive
+from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive
 
 __all__ = ["Instances", "make_instances", "normalize_columns", "coherence", "instance_seeds_from"]
 
 SIGNS = ("independent", "shared")
 
 
-def normalize_columns(D: torch.Tensor) -> torch.Tensor:
-    """Scale every column of ``D (..., m, p)`` to unit Euclidean norm."""
+def _normalize_columns(D: torch.Tensor) -> torch.Tensor:
+    """Unchecked column normalisation (for internal loops, e.g. a training run that may diverge)."""
     return D / torch.linalg.vector_norm(D, dim=-2, keepdim=True)
+
+
+def normalize_columns(D: torch.Tensor) -> torch.Tensor:
+    """Scale every column of ``D (..., m, p)`` to unit Euclidean norm (no column may be zero)."""
+    check_matrix("D", D)
+    norms = torch.linalg.vector_norm(D, dim=-2, keepdim=True)
+    if bool((norms == 0).any()):
+        raise ValueError(f"D has {int((norms == 0).sum())} zero columns, which cannot be normalised; "
+                         f"every column must be nonzero")
+    return D / norms
 
 
 def coherence(D: torch.Tensor) -> torch.Tensor:
@@ -154,10 +166,19 @@ def make_instances(m: int, p: int, s: int, n: int, *, batch: int | None = None,
     check_choice("sign", sign, SIGNS)
     check_nonneg("noise", noise)
     check_nonneg("init_scale", init_scale)
-    if init_distance is not None and not 0 <= init_distance < 2:
-        raise ValueError(f"init_distance must be in [0, 2), got {init_distance!r}")
-    if len(amplitude) != 2 or not 0 <= amplitude[0] <= amplitude[1]:
+    if init_distance is not None:
+        if isinstance(init_distance, bool) or not isinstance(init_distance, Real) or not 0 <= init_distance < 2:
+            raise ValueError(f"init_distance must be a number in [0, 2), got {init_distance!r}")
+        if init_distance > 0 and m < 2:
+            raise ValueError(f"init_distance > 0 needs m >= 2 (a direction orthogonal to D*_j), got m={m}")
+        init_distance = float(init_distance)
+    try:
+        a_lo, a_hi = (float(v) for v in amplitude)
+    except (TypeError, ValueError):
+        raise ValueError(f"amplitude must be a pair (a, b) with 0 <= a <= b, got {amplitude!r}") from None
+    if not (math.isfinite(a_lo) and math.isfinite(a_hi) and 0 <= a_lo <= a_hi):
         raise ValueError(f"amplitude must be a pair (a, b) with 0 <= a <= b, got {amplitude!r}")
+    amplitude = (a_lo, a_hi)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
@@ -166,7 +187,14 @@ def make_instances(m: int, p: int, s: int, n: int, *, batch: int | None = None,
         batch = check_int("batch", 1 if batch is None else batch, low=1)
         seeds = instance_seeds_from(int(seed), batch)
     else:
-        seeds = tuple(int(x) for x in seed)
+        try:
+            seeds = tuple(seed)
+        except TypeError:
+            raise ValueError(f"seed must be a non-negative int or a non-empty sequence of them, "
+                             f"got {seed!r}") from None
+        if any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in seeds):
+            raise ValueError(f"seed must be a non-negative int or a non-empty sequence of them, got {seed!r}")
+        seeds = tuple(int(x) for x in seeds)
         if batch is not None and batch != len(seeds):
             raise ValueError(f"batch={batch} does not match the {len(seeds)} seeds given")
         if not seeds or min(seeds) < 0:

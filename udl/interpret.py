@@ -25,6 +25,8 @@ def _check(X, Z, omega):
     check_matrix("X", X)
     check_matrix("Z", Z, cols=X.shape[-1], cols_name="n, the columns of X")
     check_same_batch(X=X, Z=Z)
+    if X.dtype != Z.dtype:
+        raise ValueError(f"X and Z must have the same dtype, got X {X.dtype} and Z {Z.dtype}")
     return float(check_positive("omega", omega))
 
 
@@ -56,13 +58,19 @@ def stationary_dictionary(X: torch.Tensor, Z: torch.Tensor, *, omega: float,
 def reconstruction_coefficients(X: torch.Tensor, Z: torch.Tensor, Z_new: torch.Tensor, *,
                                 omega: float) -> torch.Tensor:
     """β = G⁻¹Z̃ᵀẑ ``(..., n, k)`` for new codes ``Z_new (..., p, k)``, so that D̃ẑ = Xβ."""
-    C = contributions(X, Z, omega=omega)
+    omega = _check(X, Z, omega)
     check_matrix("Z_new", Z_new, rows=Z.shape[-2], rows_name="p, the rows of Z")
+    check_same_batch(X=X, Z=Z, Z_new=Z_new)
+    if Z_new.dtype != Z.dtype:
+        raise ValueError(f"Z_new and Z must have the same dtype, got Z_new {Z_new.dtype} and Z {Z.dtype}")
+    C = contributions(X, Z, omega=omega)
     return C @ Z_new
 
 
 def gram_condition(Z: torch.Tensor, *, omega: float) -> torch.Tensor:
     """Condition number of Z̃Z̃ᵀ + ωI ``(...)`` (G has the same nonzero spectrum, plus ω)."""
+    check_matrix("Z", Z)
+    omega = float(check_positive("omega", omega))
     p = Z.shape[-2]
     ev = torch.linalg.eigvalsh(Z @ Z.mT + omega * torch.eye(p, dtype=Z.dtype, device=Z.device))
     return ev[..., -1] / ev[..., 0]

@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ._validate import check_choice, check_matrix, check_same_batch
-from .data import normalize_columns
+from .data import _normalize_columns
 
 __all__ = ["align", "dictionary_error", "code_error", "support_recovery", "relative_error"]
 
@@ -21,7 +21,14 @@ def align(D: torch.Tensor, D_star: torch.Tensor) -> torch.Tensor:
     Only needed when D is not already close to D*; the assignment runs per instance (SciPy).
     Returns the aligned ``(..., m, p)`` dictionary (columns normalised).
     """
-    Dn, Ds = normalize_columns(D), normalize_columns(D_star)
+    check_matrix("D", D)
+    check_matrix("D_star", D_star, rows=D.shape[-2], cols=D.shape[-1])
+    check_same_batch(D=D, D_star=D_star)
+    return _align(D, D_star)
+
+
+def _align(D: torch.Tensor, D_star: torch.Tensor) -> torch.Tensor:
+    Dn, Ds = _normalize_columns(D), _normalize_columns(D_star)
     C = (Dn.mT @ Ds).detach().cpu().numpy()                 # (..., p, p) correlations
     flat = C.reshape(-1, *C.shape[-2:])
     # col[i] = the true atom matched to learned atom i; perm[j] = the learned atom for true atom j
@@ -50,10 +57,24 @@ def dictionary_error(D: torch.Tensor, D_star: torch.Tensor, *, aligned: bool = F
     check_matrix("D", D)
     check_matrix("D_star", D_star, rows=D.shape[-2], cols=D.shape[-1])
     check_same_batch(D=D, D_star=D_star)
-    Dn = align(D, D_star) if aligned else normalize_columns(D)
+    return _dictionary_error(D, D_star, aligned=aligned)
+
+
+def _dictionary_error(D, D_star, *, aligned=False):
+    """Unchecked :func:`dictionary_error` (used while recording a training run)."""
+    Dn = _align(D, D_star) if aligned else _normalize_columns(D)
     E = Dn - D_star
     return {"fro": torch.linalg.matrix_norm(E) / torch.linalg.matrix_norm(D_star),
             "max_col": torch.linalg.vector_norm(E, dim=-2).amax(dim=-1)}
+
+
+def _check_codes(Z, Z_star):
+    """Codes ``Z`` and ``Z_star`` must have the same (p, n) and broadcastable batch dimensions;
+    otherwise an elementwise comparison would broadcast silently and measure the wrong thing."""
+    check_matrix("Z_star", Z_star)
+    check_matrix("Z", Z, rows=Z_star.shape[-2], cols=Z_star.shape[-1], rows_name="p, the rows of Z_star",
+                 cols_name="n, the columns of Z_star")
+    check_same_batch(Z=Z, Z_star=Z_star)
 
 
 def code_error(Z: torch.Tensor, Z_star: torch.Tensor, *, reduction: str = "max") -> torch.Tensor:
@@ -63,7 +84,12 @@ def code_error(Z: torch.Tensor, Z_star: torch.Tensor, *, reduction: str = "max")
     "mean" (mean absolute error) or "fro" (‖Z − Z*‖_F / ‖Z*‖_F).
     """
     check_choice("reduction", reduction, ("max", "mean", "fro"))
-    check_same_batch(Z=Z, Z_star=Z_star)
+    _check_codes(Z, Z_star)
+    return _code_error(Z, Z_star, reduction)
+
+
+def _code_error(Z, Z_star, reduction="max"):
+    """Unchecked :func:`code_error` (used while recording a training run)."""
     E = (Z - Z_star).abs()
     if reduction == "max":
         return E.amax(dim=(-2, -1))
@@ -74,11 +100,15 @@ def code_error(Z: torch.Tensor, Z_star: torch.Tensor, *, reduction: str = "max")
 
 def support_recovery(Z: torch.Tensor, Z_star: torch.Tensor) -> torch.Tensor:
     """Fraction of examples whose support supp(z_k) equals supp(z*_k) exactly → ``(...)``."""
-    check_same_batch(Z=Z, Z_star=Z_star)
+    _check_codes(Z, Z_star)
     same = ((Z != 0) == (Z_star != 0)).all(dim=-2)
     return same.to(Z.dtype).mean(dim=-1)
 
 
 def relative_error(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """‖A − B‖_F / ‖B‖_F over the last two dimensions → ``(...)``."""
+    check_matrix("B", B)
+    check_matrix("A", A, rows=B.shape[-2], cols=B.shape[-1], rows_name="the rows of B",
+                 cols_name="the columns of B")
+    check_same_batch(A=A, B=B)
     return torch.linalg.matrix_norm(A - B) / torch.linalg.matrix_norm(B)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
-from .data import normalize_columns
+from .data import _normalize_columns
 from .encoders import Encoder
 from .gradients import KINDS, gradients
-from .metrics import code_error, dictionary_error
+from .metrics import _code_error, _dictionary_error
 
 __all__ = ["train", "Trajectory", "OPTIMIZERS"]
 
@@ -92,10 +92,13 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
     n = X.shape[-1]
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    seed = check_int("seed", seed, low=0)
     if D_star is not None:
         check_matrix("D_star", D_star, rows=D0.shape[-2], cols=D0.shape[-1])
+        check_same_batch(X=X, D0=D0, D_star=D_star)
     if Z_star is not None:
         check_matrix("Z_star", Z_star, rows=D0.shape[-1], cols=n)
+        check_same_batch(X=X, D0=D0, Z_star=Z_star)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
 
     D = D0.detach().clone()
@@ -107,11 +110,11 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
         rec["loss"].append(0.5 * (X - D @ Z_T).square().sum(dim=(-2, -1)) / n)
         rec["grad_norm"].append(torch.linalg.matrix_norm(g))
         if D_star is not None:
-            e = dictionary_error(D, D_star)
+            e = _dictionary_error(D, D_star)
             rec["dict_error"].append(e["fro"])
             rec["dict_error_max"].append(e["max_col"])
         if Z_star is not None:
-            rec["code_error"].append(code_error(Z_T, Z_star))
+            rec["code_error"].append(_code_error(Z_T, Z_star))
 
     for l in range(n_steps + 1):
         Xb = X if batch_size is None else X[..., torch.randperm(n, generator=gen)[:batch_size].to(X.device)]
@@ -131,7 +134,7 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
                 D.grad = g
                 adam.step()
             if normalize:
-                D.copy_(normalize_columns(D))
+                D.copy_(_normalize_columns(D))
         if progress is not None:
             progress(1)
     stack = lambda v: torch.stack(v) if v else torch.empty(0)  # noqa: E731
