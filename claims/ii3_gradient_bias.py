@@ -388,7 +388,7 @@ class GradientOrdering(Claim):
     control = (
         "The labels of g_ae-ls and g_ae-lasso are swapped: the 'g_ae-ls' errors are then larger than "
         "the 'g_ae-lasso' ones on every instance and the 'g_ae-lasso' ≈ g_dec part breaks. Must FAIL.")
-    requires = frozenset({"differentiable"})
+    requires = frozenset({"differentiable", "soft_threshold", "fixed_lambda"})
     profiles = {
         "quick": {"cells": [dict(_B, n=50, T_decide=50)], "n_instances": 12},
         "ci": {"cells": [dict(_B, n=200, T_decide=50)], "n_instances": 16},
@@ -572,7 +572,7 @@ class LearningNeighbourhood(Claim):
     control = (
         "Swapped estimators: the run labelled ae-ls is trained with g_dec and the run labelled dec "
         "with g_ae-ls; 'ae-ls' then ends farther from D* than 'dec' on every instance. Must FAIL.")
-    requires = frozenset({"differentiable"})
+    requires = frozenset({"differentiable", "soft_threshold", "fixed_lambda"})
     profiles = {
         "quick": {"cells": [dict(_D, n=200, T=25, lr=5.0, n_steps=12)], "n_instances": 5},
         "ci": {"cells": [dict(_D, n=400, T=30, lr=5.0, n_steps=30)], "n_instances": 10},

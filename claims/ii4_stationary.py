@@ -564,8 +564,9 @@ class DigitInterpretability(Claim):
             corr_bot = _pearson(atoms, _gather_cols(X_look, c_bot)).mean(dim=1)
             gap = torch.where(used, corr_top - corr_bot, torch.zeros_like(corr_top))
             n_used = used.sum(dim=-1)
-            resemblance = gap.sum(dim=-1) / n_used
-            mean_used = lambda v: torch.where(used, v, torch.zeros_like(v)).sum(-1) / n_used  # noqa: E731
+            # an encoder that uses no atom shows no resemblance: gap 0 (the claim then FAILS), not 0/0
+            resemblance = gap.sum(dim=-1) / n_used.clamp(min=1)
+            mean_used = lambda v: torch.where(used, v, torch.zeros_like(v)).sum(-1) / n_used.clamp(min=1)  # noqa: E731
             deviation = _fro(D - D_tilde) / _fro(D)
         B = len(seeds)
         split = pd.DataFrame({
