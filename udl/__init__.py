@@ -33,6 +33,9 @@ from .gradients import (KINDS, ConvergenceError, LassoSolution, decoder_gradient
 from .interpret import contributions, gram_condition, reconstruction_coefficients, stationary_dictionary
 from .metrics import align, code_error, dictionary_error, relative_error, support_recovery
 from .training import Trajectory, train
+from .unrolled import gradient_sweep
+from .learned import LearnedStepISTA
+from .audit import check_encoder, parametrize_with_claims
 
 __version__ = "0.1.0"
 
@@ -44,5 +47,5 @@ __all__ = [
     "lasso_gradient", "kkt_violation", "LassoSolution", "ConvergenceError",
     "contributions", "stationary_dictionary", "reconstruction_coefficients", "gram_condition",
     "align", "dictionary_error", "code_error", "support_recovery", "relative_error",
-    "Trajectory", "train",
+    "Trajectory", "train", "gradient_sweep",
 ]

@@ -171,6 +171,9 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the claims (id, kind, title) and exit")
     parser.add_argument("--no-controls", action="store_true", help="skip the negative controls")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--no-report", action="store_true",
+                        help="write results.json and tables only, no report.md/report.html/figures "
+                             "(render them later with `udl report RUN_DIR`)")
     parser.add_argument("--keep-going", action="store_true",
                         help="exit 0 even when some claim does not hold (the run is still written; "
                              "bad input still exits 2); every claim always runs to the end")
@@ -323,12 +326,14 @@ def _verify(args: argparse.Namespace) -> int:
             run = harness.run(claims, args.profile, args.seed, ctx, executor=executor, out_dir=out,
                               controls=not args.no_controls, progress=not args.no_progress, cache=cache)
     except KeyboardInterrupt as exc:
-        detail = str(exc) if isinstance(exc, harness.RunInterrupted) else "interrupted before any cell finished"
+        detail = str(exc) if isinstance(exc, harness.RunInterrupted) else "interrupted"
         resume = "; rerun the same command to resume" if cache is not None else ""
         print(f"udl verify: {detail}{resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(format_table(run))
     print(_summary(run, out))
+    if not args.no_report:
+        _render_report(out)
     return EXIT_OK if run.ok or args.keep_going else EXIT_NOT_OK
 
 
@@ -363,3 +368,103 @@ def _start(executor) -> None:
 
 
 register("verify", "run the claims and write a run directory", _configure_verify, _verify)
+
+
+# --------------------------------------------------------------------------- report, compare
+def _render_report(out) -> None:
+    """Render the report of a freshly written run; a failure never loses the run (stderr note)."""
+    try:
+        from udl import report
+
+        rendered = report.render(out)
+    except Exception as exc:  # the results are on disk already: report and carry on
+        print(f"udl verify: the report could not be rendered ({type(exc).__name__}: {exc}); "
+              f"the results are intact: rerun `udl report {out}`", file=sys.stderr)
+        return
+    for note in rendered.notes:
+        print(f"report note: {note}", file=sys.stderr)
+    print(f"report: {rendered.markdown} ({len(rendered.figures)} figures)")
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "exit status: 0 rendered; 2 RUN_DIR is not a run directory"
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by udl verify")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="write report.md, report.html and figures/ there (default: RUN_DIR)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from udl import report
+
+    try:
+        from udl.compare import load_record
+
+        load_record(args.run_dir)
+    except ValueError as exc:
+        raise UsageError(f"udl report: error: argument RUN_DIR: {exc}") from exc
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"udl report: error: argument --out: {args.out!r} exists and is not a directory")
+    rendered = report.render(args.run_dir, args.out)
+    for note in rendered.notes:
+        print(f"report note: {note}", file=sys.stderr)
+    print(f"report: {rendered.markdown}, {rendered.html} ({len(rendered.figures)} figures)")
+    return EXIT_OK
+
+
+def _configure_compare(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("exit status: 0 no regression; 1 a claim that PASSED in OLD_RUN is FAIL, INCONCLUSIVE "
+                     "or ERROR in NEW_RUN, a claim disappeared, or a negative control stopped failing; "
+                     "2 bad input")
+    parser.add_argument("old_run", metavar="OLD_RUN", help="the reference run directory")
+    parser.add_argument("new_run", metavar="NEW_RUN", help="the run directory to check")
+    parser.add_argument("--format", choices=("md", "json"), default="md", help="summary format (default md)")
+    parser.add_argument("--out", metavar="FILE", default=None, help="write the summary to FILE instead of stdout")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from udl import compare
+
+    records = []
+    for name, path in (("OLD_RUN", args.old_run), ("NEW_RUN", args.new_run)):
+        try:
+            records.append(compare.load_record(path))
+        except compare.CompareError as exc:
+            raise UsageError(f"udl compare: error: argument {name}: {exc}") from exc
+    diff = compare.compare(*records, old_label=args.old_run, new_label=args.new_run)
+    text = compare.to_json(diff) if args.format == "json" else compare.to_markdown(diff)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.out, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise UsageError(f"udl compare: error: argument --out: cannot write {args.out!r}: {exc}") from exc
+        print(f"{'regression' if diff['regressed'] else 'no regression'}: {len(diff['regressions'])} "
+              f"regression(s); summary written to {args.out}")
+    return compare.exit_status(diff)
+
+
+register("report", "re-render the figures, report.md and report.html of a stored run (no recomputation)",
+         _configure_report, _report)
+register("compare", "compare two runs: verdict changes, statistics beyond their intervals, regressions",
+         _configure_compare, _compare)
+
+
+# --------------------------------------------------------------------------- audit
+def _configure_audit(parser: argparse.ArgumentParser) -> None:
+    from udl.audit import configure_cli
+
+    configure_cli(parser)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from udl.audit import main_cli
+
+    return main_cli(args)
+
+
+register("audit", "run every applicable claim against an encoder (udl.check_encoder), or the claims x "
+         "encoders matrix", _configure_audit, _audit)
