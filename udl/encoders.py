@@ -36,13 +36,25 @@ CAPABILITIES = {
 
 def soft_threshold(v: torch.Tensor, b) -> torch.Tensor:
     """P_b(v) = sign(v)·max(|v| − b, 0), elementwise; ``b ≥ 0`` a number or broadcastable tensor."""
+    check_nonneg("b", b)
+    return _soft_threshold(v, b)
+
+
+def hard_threshold(v: torch.Tensor, b) -> torch.Tensor:
+    """H_b(v) = v·1{|v| > b}, elementwise; ``b ≥ 0``."""
+    check_nonneg("b", b)
+    return _hard_threshold(v, b)
+
+
+def _soft_threshold(v, b):
+    """Unchecked P_b for the layer loops (b ≥ 0 is guaranteed by the callers' validation)."""
     if isinstance(b, torch.Tensor):
         return torch.sign(v) * torch.clamp(v.abs() - b, min=0)
     return torch.nn.functional.softshrink(v, float(b)) if b > 0 else v
 
 
-def hard_threshold(v: torch.Tensor, b) -> torch.Tensor:
-    """H_b(v) = v·1{|v| > b}, elementwise."""
+def _hard_threshold(v, b):
+    """Unchecked H_b for the layer loops."""
     return v * (v.abs() > b)
 
 
@@ -114,14 +126,37 @@ class Encoder:
 
 
 class ISTA(Encoder):
-    """The reference encoder: z_{t+1} = P_{αλ}(A z_t + B)."""
+    """The reference encoder: z_{t+1} = P_{αλ}(A z_t + B).
+
+    When D or X requires grad (and λ > 0), the call goes through :func:`udl.unrolled.unrolled_ista`,
+    a custom autograd function whose backward pass needs only the iterates, stored exactly in
+    sparse form (non-zero values and their positions), instead of every dense activation; same
+    values and gradients as plain autograd through :meth:`layer`.
+    """
 
     name = "ista"
     capabilities = frozenset({"differentiable", "soft_threshold", "fixed_lambda"})
 
+    def __call__(self, X, D, *, lam, step, T, return_path: bool = False) -> torch.Tensor:
+        if (not return_path and torch.is_grad_enabled() and isinstance(X, torch.Tensor)
+                and isinstance(D, torch.Tensor) and (D.requires_grad or X.requires_grad)):
+            from .unrolled import _is_reference, lean_applicable, unrolled_ista
+            if _is_reference(self) and lean_applicable(lam, step):
+                T = validate_encoder_args(X, D, lam, step, T)
+                if T > 0:
+                    return unrolled_ista(X, D, lam=lam, step=step, T=T)
+        return super().__call__(X, D, lam=lam, step=step, T=T, return_path=return_path)
+
     def layer(self, t, A, B, state, *, lam, step):
-        return {"Z": soft_threshold(torch.baddbmm(B, A, state["Z"]) if A.ndim == 3 and B.ndim == 3
-                                    else A @ state["Z"] + B, step * lam)}
+        Z = state["Z"]
+        if A.shape[:-2] == B.shape[:-2] == Z.shape[:-2]:
+            # one batched GEMM over the flattened batch: the same operation as the lean path
+            # (udl.unrolled), so values do not depend on whether D requires grad
+            V = torch.baddbmm(B.reshape((-1,) + B.shape[-2:]), A.reshape((-1,) + A.shape[-2:]),
+                              Z.reshape((-1,) + Z.shape[-2:])).view(Z.shape)
+        else:
+            V = A @ Z + B
+        return {"Z": _soft_threshold(V, step * lam)}
 
 
 class FISTA(Encoder):
@@ -135,7 +170,7 @@ class FISTA(Encoder):
         return A, B, {"Z": state["Z"], "Y": state["Z"], "k": 1.0}
 
     def layer(self, t, A, B, state, *, lam, step):
-        Z = soft_threshold(A @ state["Y"] + B, step * lam)
+        Z = _soft_threshold(A @ state["Y"] + B, step * lam)
         k = (1 + (1 + 4 * state["k"] ** 2) ** 0.5) / 2
         return {"Z": Z, "Y": Z + ((state["k"] - 1) / k) * (Z - state["Z"]), "k": k}
 
@@ -150,7 +185,7 @@ class HardThresholdISTA(Encoder):
         self.tau = float(check_nonneg("tau", tau))
 
     def layer(self, t, A, B, state, *, lam, step):
-        return {"Z": hard_threshold(A @ state["Z"] + B, self.tau)}
+        return {"Z": _hard_threshold(A @ state["Z"] + B, self.tau)}
 
     def __repr__(self):
         return f"HardThresholdISTA(tau={self.tau})"
@@ -170,7 +205,7 @@ class LambdaDecayISTA(Encoder):
     def layer(self, t, A, B, state, *, lam, step):
         lam_t = lam * self.decay ** t
         lam_t = torch.clamp(lam_t, min=self.lam_min) if isinstance(lam_t, torch.Tensor) else max(lam_t, self.lam_min)
-        return {"Z": soft_threshold(A @ state["Z"] + B, step * lam_t)}
+        return {"Z": _soft_threshold(A @ state["Z"] + B, step * lam_t)}
 
     def __repr__(self):
         return f"LambdaDecayISTA(decay={self.decay}, lam_min={self.lam_min})"
@@ -193,7 +228,7 @@ class UnscaledThresholdISTA(Encoder):
     capabilities = frozenset({"differentiable", "fixed_lambda"})
 
     def layer(self, t, A, B, state, *, lam, step):
-        return {"Z": soft_threshold(A @ state["Z"] + B, lam)}
+        return {"Z": _soft_threshold(A @ state["Z"] + B, lam)}
 
 
 _REFERENCE = ISTA()

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
-from .encoders import Encoder, ISTA, soft_threshold, validate_encoder_args
+from .encoders import Encoder, ISTA, _soft_threshold, validate_encoder_args
+from .unrolled import _is_reference, lean_applicable, lean_gradients
 
 __all__ = [
     "KINDS", "gradient", "gradients", "decoder_gradient", "oracle_gradient",
@@ -35,6 +36,23 @@ _REFERENCE = ISTA()
 
 def decoder_gradient(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     """∇₂L(Z, D) = (D Z − X) Zᵀ / n for fixed codes ``Z (..., p, n)`` → ``(..., m, p)``."""
+    _check_xdz(X, D, Z)
+    return _decoder_gradient(X, D, Z)
+
+
+def _check_xdz(X, D, Z, z_name: str = "Z"):
+    """Validate ``X (..., m, n)``, ``D (..., m, p)`` and codes ``(..., p, n)`` together."""
+    check_matrix("D", D)
+    check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
+    check_matrix(z_name, Z, rows=D.shape[-1], cols=X.shape[-1],
+                 rows_name="p, the columns of D", cols_name="n, the columns of X")
+    check_same_batch(X=X, D=D, **{z_name: Z})
+    if not X.dtype == D.dtype == Z.dtype:
+        raise ValueError(f"X, D and {z_name} must share one dtype, got {X.dtype}, {D.dtype}, {Z.dtype}")
+
+
+def _decoder_gradient(X, D, Z):
+    """Unchecked (D Z − X) Zᵀ / n for internal use."""
     return (D @ Z - X) @ Z.mT / X.shape[-1]
 
 
@@ -49,12 +67,8 @@ def oracle_gradient(X: torch.Tensor, D: torch.Tensor, Z_star: torch.Tensor) -> t
     -------
     (..., m, p) tensor.
     """
-    check_matrix("D", D)
-    check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
-    check_matrix("Z_star", Z_star, rows=D.shape[-1], cols=X.shape[-1],
-                 rows_name="p, the columns of D", cols_name="n, the columns of X")
-    check_same_batch(X=X, D=D, Z_star=Z_star)
-    return decoder_gradient(X, D, Z_star)
+    _check_xdz(X, D, Z_star, "Z_star")
+    return _decoder_gradient(X, D, Z_star)
 
 
 def _losses(X, D, Z, lam):
@@ -93,6 +107,10 @@ def gradients(X: torch.Tensor, D: torch.Tensor, *, lam, step, T: int, kinds=KIND
     if backprop and "differentiable" not in encoder.capabilities:
         raise ValueError(f"kind {backprop[0]!r} needs a differentiable encoder; {encoder!r} is not")
     out = {}
+    if _is_reference(encoder) and lean_applicable(lam, step):
+        # one forward, one backward for all kinds (udl.unrolled): the "ae" adjoints are stacked
+        out, Z_T = lean_gradients(X, D, lam=lam, step=step, T=T, kinds=kinds)
+        return (out, Z_T) if return_code else out
     if backprop:
         D_ = D.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -107,7 +125,7 @@ def gradients(X: torch.Tensor, D: torch.Tensor, *, lam, step, T: int, kinds=KIND
         with torch.no_grad():
             Z_T = encoder(X, D, lam=lam, step=step, T=T)
     if "dec" in kinds:
-        out["dec"] = decoder_gradient(X, D.detach(), Z_T)
+        out["dec"] = _decoder_gradient(X, D.detach(), Z_T)
     out = {k: out[k] for k in kinds}
     return (out, Z_T) if return_code else out
 
@@ -154,6 +172,12 @@ def kkt_violation(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: float)
 
     On the support r_j must equal λ·sign(z_j); off it |r_j| ≤ λ, with r = Dᵀ(x − Dz).
     """
+    _check_xdz(X, D, Z)
+    return _kkt_violation(X, D, Z, float(check_positive("lam", lam)))
+
+
+def _kkt_violation(X, D, Z, lam: float):
+    """Unchecked relative KKT violation for the solver loop."""
     R = D.mT @ (X - D @ Z)
     on = Z != 0
     viol = torch.where(on, (R - lam * torch.sign(Z)).abs(), torch.clamp(R.abs() - lam, min=0))
@@ -184,7 +208,10 @@ def lasso_solve(X: torch.Tensor, D: torch.Tensor, *, lam: float, tol: float | No
     check_matrix("D", D)
     check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
     check_same_batch(X=X, D=D)
+    if X.dtype != D.dtype:
+        raise ValueError(f"X and D must have the same dtype, got X {X.dtype} and D {D.dtype}")
     lam = float(check_positive("lam", lam))
+    check_every = check_int("check_every", check_every, low=1)
     tol = DEFAULT_TOL.get(X.dtype, 1e-6) if tol is None else float(check_positive("tol", tol))
     max_iter = check_int("max_iter", max_iter, low=1)
     with torch.no_grad():
@@ -195,7 +222,7 @@ def lasso_solve(X: torch.Tensor, D: torch.Tensor, *, lam: float, tol: float | No
                         dtype=X.dtype, device=X.device)
         Y, k = Z, torch.ones_like(step)
         for it in range(1, max_iter + 1):
-            Z_new = soft_threshold(Y - step * (DtD @ Y - DtX), step * lam)
+            Z_new = _soft_threshold(Y - step * (DtD @ Y - DtX), step * lam)
             # adaptive restart (O'Donoghue & Candès): drop momentum where it points uphill
             restart = ((Y - Z_new) * (Z_new - Z)).sum(dim=-2, keepdim=True) > 0
             k_new = (1 + torch.sqrt(1 + 4 * k * k)) / 2
@@ -203,7 +230,7 @@ def lasso_solve(X: torch.Tensor, D: torch.Tensor, *, lam: float, tol: float | No
             k = torch.where(restart.all(dim=-1, keepdim=True), torch.ones_like(k), k_new)
             Z = Z_new
             if it % check_every == 0 or it == max_iter:
-                kkt = kkt_violation(X, D, Z, lam)
+                kkt = _kkt_violation(X, D, Z, lam)
                 if bool((kkt <= tol).all()):
                     return LassoSolution(Z, kkt, it, tol)
     raise ConvergenceError(
@@ -221,4 +248,4 @@ def lasso_gradient(X: torch.Tensor, D: torch.Tensor, *, lam: float, tol: float |
     certificate. Raises :class:`ConvergenceError` if the certificate is not reached.
     """
     sol = lasso_solve(X, D, lam=lam, tol=tol, max_iter=max_iter)
-    return decoder_gradient(X, D, sol.Z), sol
+    return _decoder_gradient(X, D, sol.Z), sol

@@ -25,7 +25,7 @@ import math
 import torch
 
 from ._validate import check_int, check_nonneg, check_positive
-from .encoders import Encoder, soft_threshold
+from .encoders import Encoder, _soft_threshold
 
 __all__ = ["LearnedStepISTA"]
 
@@ -116,7 +116,7 @@ class LearnedStepISTA(Encoder):
         alpha = step * self.step_scales[k].to(B)
         theta = alpha * lam * self.threshold_scales[k].to(B)
         Z = state["Z"]
-        return {"Z": soft_threshold(Z - alpha * (A @ Z - B), theta)}
+        return {"Z": _soft_threshold(Z - alpha * (A @ Z - B), theta)}
 
     def __repr__(self) -> str:
         a = self.step_scales.detach().to("cpu", torch.float64)
