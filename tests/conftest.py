@@ -39,3 +39,9 @@ def toy_claims(toy_package):
     from udl.harness import discover
 
     return discover(toy_package)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cell_cache(tmp_path_factory, monkeypatch):
+    """Keep `udl verify` calls in tests from reading or filling the user's `.udl-cache/`."""
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path_factory.mktemp("udl-cache")))

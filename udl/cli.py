@@ -185,7 +185,7 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
                              "Dask scheduler); results are identical on every executor")
     parser.add_argument("--workers", metavar="N", type=_workers, default=None,
                         help="worker processes for --executor processes or dask (default: the usable cores); "
-                             "each worker gets max(1, cores // N) threads")
+                             "every cell computes with one thread on every executor, so cells run side by side")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--no-cache", action="store_true",
                        help="compute every cell, neither reading nor writing the cache")

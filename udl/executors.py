@@ -29,15 +29,23 @@ Executors here:
   ``KilledWorker``, reported as that cell's error); a task that raises is resubmitted
   ``retries`` times.
 
-Workers cap their thread pools (``torch.set_num_threads`` and the OMP/MKL/OpenBLAS/NumExpr
-variables) at ``max(1, cores // workers)`` (:func:`threads_per_worker`) so that several
-workers on one machine do not oversubscribe its cores.
+**Threads.** Floating-point results of BLAS and torch reductions depend on how many threads
+split them (measured here: a real claim's statistics moved in the last digits between 1 and
+2 threads, and with numpy's OpenBLAS pool size). So every cell computes with the same
+thread count on every executor: :func:`limit_threads` (``torch.set_num_threads`` plus the
+OpenBLAS/MKL/OpenMP pools through ``threadpoolctl``) around each cell, with the run's
+``threads`` (:data:`udl.harness.CELL_THREADS` = 1 by default). Parallelism comes from cells
+running side by side in workers. Worker processes additionally cap their pools at start
+(``torch.set_num_threads`` and the OMP/MKL/OpenBLAS/NumExpr variables) at
+``max(1, cores // workers)`` (:func:`threads_per_worker`), so nothing a worker runs
+outside a cell oversubscribes the machine either.
 
 :func:`make_executor` builds one from the ``udl verify --executor`` spec.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -59,6 +67,7 @@ __all__ = [
     "usable_cores",
     "threads_per_worker",
     "cap_threads",
+    "limit_threads",
     "THREAD_ENV_VARS",
     "DEFAULT_RETRIES",
 ]
@@ -157,6 +166,33 @@ def cap_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def limit_threads(threads: int):
+    """Run the ``with`` block with exactly ``threads`` threads in torch and the native pools.
+
+    Sets torch's intra-op threads and, through ``threadpoolctl`` (when installed), the
+    OpenBLAS, MKL and OpenMP pools that numpy, scipy and torch loaded; restores both after.
+    The same count on every executor gives bit-identical cells.
+    """
+    import torch
+
+    threads = max(1, int(threads))
+    previous = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn, hence of udl
+        threadpool_limits = None
+    torch.set_num_threads(threads)
+    try:
+        if threadpool_limits is None:  # pragma: no cover
+            yield
+        else:
+            with threadpool_limits(limits=threads):
+                yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _thread_env(threads: int) -> dict[str, str]:
     return {name: str(max(1, int(threads))) for name in THREAD_ENV_VARS}
 
@@ -235,7 +271,7 @@ class ProcessExecutor:
         self.threads = threads_per_worker(self.workers) if threads is None else max(1, int(threads))
         self.retries = int(retries)
         self._pool = None
-        #: Pools that broke and were replaced during this executor's life (diagnostics).
+        #: Worker pools that broke (a worker process died) during this executor's life.
         self.restarts = 0
 
     def _start(self):
@@ -317,10 +353,12 @@ class ProcessExecutor:
                         error = future.exception()
                         if error is None:
                             yield Completed(index, future.result())
-                        else:
+                        elif isinstance(error, BrokenProcessPool):
                             report = lost(index, error)
                             if report is not None:
                                 yield report
+                        else:
+                            yield Completed(index, None, error, "".join(traceback.format_exception(error)))
                     running.clear()
                     waiting.sort(reverse=True)
                     self._stop(kill=True)
@@ -338,7 +376,7 @@ class ProcessExecutor:
         yield from _in_order(self.map_completed(fn, tasks), len(tasks))
 
     def close(self) -> None:
-        """Stop the worker processes (waits for nothing: call it between runs)."""
+        """Stop the worker processes (waits for tasks still running: call it between runs)."""
         self._stop(kill=False)
 
     def __enter__(self):
@@ -456,28 +494,32 @@ class DaskExecutor:
         client = self.client
         run = uuid.uuid4().hex[:8]
         futures = {}
-        for index, task in enumerate(tasks):
-            key = f"udl-{run}-{index}"
-            futures[client.submit(fn, task, key=key, retries=self.retries, pure=False)] = index
         try:
-            for future in as_completed(futures):
+            for index, task in enumerate(tasks):
+                try:
+                    future = client.submit(fn, task, key=f"udl-{run}-{index}", retries=self.retries, pure=False)
+                except Exception as exc:  # the task cannot be shipped (e.g. not serialisable)
+                    yield Completed(index, None, exc, "".join(traceback.format_exception(exc)))
+                    continue
+                futures[future] = index
+            for future in as_completed(futures, loop=client.loop):
                 index = futures[future]
-                if future.status == "finished":
-                    value = future.result()
-                    future.release()
+                try:
+                    value, error = future.result(), None
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # raised remotely, lost worker, cancelled, undecodable
+                    value, error = None, exc
+                future.release()
+                if error is None:
                     yield Completed(index, value)
                     continue
-                try:
-                    error = future.exception()
-                except BaseException as exc:  # cancelled (e.g. the scheduler went away)
-                    error = exc
                 if type(error).__name__ == "KilledWorker":
                     error = ExecutorError(f"{_describe(tasks[index])}: its worker died while running it, "
                                           f"on every retry ({error})")
                     trace = None
                 else:
                     trace = "".join(traceback.format_exception(error))
-                future.release()
                 yield Completed(index, None, error, trace)
         finally:
             pending = [f for f in futures if not f.done()]
@@ -494,10 +536,12 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Close the client (when this executor made it) and stop the local cluster."""
+        if not self._own_client:  # the caller's client: leave it (and its cluster) alone
+            return
         client, self._client = self._client, None
         cluster, self._cluster = self._cluster, None
         self._plugin_registered = False
-        if client is not None and self._own_client:
+        if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()

@@ -40,6 +40,7 @@ from udl.stats import OUTCOMES, Verdict
 __all__ = [
     "OUTCOMES",
     "FINAL_OUTCOMES",
+    "CELL_THREADS",
     "KINDS",
     "PROFILES",
     "ENGINE_COLUMNS",
@@ -71,6 +72,10 @@ PROFILES = ("quick", "ci", "paper")
 ENGINE_COLUMNS = ("claim", "control", "cell", "seed")
 #: Claim ids become file names (tables/<id>.csv) and CLI tokens: keep them plain.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Threads each cell computes with, on every executor (torch intra-op and the BLAS/OpenMP
+#: pools): results of BLAS calls and reductions depend on the thread count in their last
+#: digits, so a fixed count makes serial, process and Dask runs bit-identical, on any machine.
+CELL_THREADS = 1
 #: Bits of the sha256 digest used per spawn-key word (SeedSequence takes arbitrary ints;
 #: 64 bits make collisions between claim ids or cells negligible).
 _KEY_BYTES = 8
@@ -385,13 +390,15 @@ def instance_seeds(root_seed: int, claim_id: str, cell: Mapping, n: int) -> list
 # --------------------------------------------------------------------------- per-cell work
 @dataclass(frozen=True)
 class CellTask:
-    """One unit of work shipped through the executor: a claim's cell with its seeds."""
+    """One unit of work shipped through the executor: a claim's cell with its seeds, and the
+    thread count it computes with (:data:`CELL_THREADS`)."""
 
     claim: Claim
     cell_index: int
     cell: dict
     seeds: tuple[int, ...]
     ctx: Context
+    threads: int = CELL_THREADS
 
     @property
     def label(self) -> str:
@@ -453,7 +460,9 @@ def simulate_cell(task: CellTask) -> CellOutcome:
     """
     start = time.perf_counter()
     try:
-        table = _annotate(task.claim.simulate(dict(task.cell), list(task.seeds), task.ctx), task)
+        with _executors.limit_threads(task.threads):
+            table = task.claim.simulate(dict(task.cell), list(task.seeds), task.ctx)
+        table = _annotate(table, task)
         return CellOutcome(table, None, None, time.perf_counter() - start)
     except Exception as exc:
         message = f"cell {task.cell_index} {canonical_cell(task.cell)}: {type(exc).__name__}: {exc}"
@@ -515,7 +524,8 @@ class RunResult:
     wall_seconds: float
     #: How the cell tasks were obtained (not deterministic; ``diagnostics.cells`` of
     #: results.json): ``total``, ``cached`` (read from the cache), ``computed``, ``errors``
-    #: (cells that raised or were lost), ``executor``, ``cache`` (directory or None).
+    #: (cells that raised or were lost), ``executor``, ``cache`` (directory or None),
+    #: ``threads_per_cell``.
     cells: dict = field(default_factory=dict)
 
     @property
@@ -567,14 +577,15 @@ def _decide(claim: Claim, table: pd.DataFrame) -> tuple[Verdict | None, str | No
         return None, f"decide: {type(exc).__name__}: {exc}", traceback.format_exc(), time.perf_counter() - start
 
 
-def _tasks(claims: Mapping[str, Claim], profile: str, seed: int, ctx: Context, controls: bool) -> list[CellTask]:
+def _tasks(claims: Mapping[str, Claim], profile: str, seed: int, ctx: Context, controls: bool,
+           threads: int = CELL_THREADS) -> list[CellTask]:
     tasks = []
     for claim in claims.values():
         n = claim.n_instances(profile)
         for index, cell in enumerate(claim.cells(profile)):
             seeds = tuple(instance_seeds(seed, claim.id, cell, n))
             for control in ((False, True) if controls else (False,)):
-                tasks.append(CellTask(claim, index, dict(cell), seeds, replace(ctx, control=control)))
+                tasks.append(CellTask(claim, index, dict(cell), seeds, replace(ctx, control=control), threads))
     return tasks
 
 
@@ -635,7 +646,7 @@ def _as_claims(claims) -> dict[str, Claim]:
 
 def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: Executor | None = None,
         out_dir: str | Path | None = None, controls: bool = True, *, progress: bool = True,
-        cache=None) -> RunResult:
+        cache=None, threads: int = CELL_THREADS) -> RunResult:
     """Run claims at a profile and decide them.
 
     Parameters
@@ -661,6 +672,10 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         Read finished cells from, and store newly finished ones in, this cache
         (:mod:`udl.cache`); ``None`` (default) computes everything and stores nothing.
         A cell is stored as soon as it finishes, so an interrupted run resumes.
+    threads : int
+        Threads each cell computes with, on every executor (default :data:`CELL_THREADS`);
+        results can differ in their last digits between thread counts, never between
+        executors at the same count.
 
     Returns
     -------
@@ -684,6 +699,8 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         raise ValueError(f"unknown profile {profile!r} (allowed: {', '.join(PROFILES)})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     if out_dir is not None:
         _results.check_target(out_dir)
     if cache is not None and not isinstance(cache, CellCache):
@@ -692,7 +709,7 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         cache.check()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
-    tasks = _tasks(chosen, profile, int(seed), ctx, controls)
+    tasks = _tasks(chosen, profile, int(seed), ctx, controls, int(threads))
     results_by_task = _compute(tasks, executor, cache, progress)
     outcomes: dict[str, list] = {cid: [] for cid in chosen}
     for task, outcome in zip(tasks, results_by_task["outcomes"]):
@@ -714,16 +731,16 @@ def _compute(tasks: list[CellTask], executor, cache, progress: bool) -> dict:
     keys = [cache.key(task) for task in tasks] if cache is not None else [None] * len(tasks)
     cached = computed = errors = stored = 0
     with _progress_bar(len(tasks), progress) as bar:
-        missing = []
-        for index, task in enumerate(tasks):
-            hit = cache.load(task, keys[index]) if cache is not None else None
-            if hit is None:
-                missing.append(index)
-            else:
-                outcomes[index] = hit
-                cached += 1
-                bar.update(1)
         try:
+            missing = []
+            for index, task in enumerate(tasks):
+                hit = cache.load(task, keys[index]) if cache is not None else None
+                if hit is None:
+                    missing.append(index)
+                else:
+                    outcomes[index] = hit
+                    cached += 1
+                    bar.update(1)
             for item in _executors.completed(executor, simulate_cell, [tasks[i] for i in missing]):
                 index = missing[item.index]
                 task = tasks[index]
@@ -746,12 +763,16 @@ def _compute(tasks: list[CellTask], executor, cache, progress: bool) -> dict:
         raise _executors.ExecutorError(f"executor {executor!r} returned no result for: {'; '.join(lost)}")
     return {"outcomes": outcomes,
             "cells": {"total": len(tasks), "cached": cached, "computed": computed, "errors": errors,
-                      "executor": repr(executor), "cache": str(cache.directory) if cache is not None else None}}
+                      "executor": repr(executor), "cache": str(cache.directory) if cache is not None else None,
+                      "threads_per_cell": tasks[0].threads if tasks else CELL_THREADS}}
 
 
-def replay(claim: Claim, cell: Mapping, seed: int, ctx: Context | None = None) -> pd.DataFrame:
+def replay(claim: Claim, cell: Mapping, seed: int, ctx: Context | None = None, *,
+           threads: int = CELL_THREADS) -> pd.DataFrame:
     """Re-simulate one recorded instance from its seed (the ``seed`` column of a table).
 
-    Returns the claim's raw table for that single instance (``instance`` = 0).
+    Returns the claim's raw table for that single instance (``instance`` = 0), computed
+    with ``threads`` threads like the run's cells.
     """
-    return claim.simulate(dict(cell), [int(seed)], Context() if ctx is None else ctx)
+    with _executors.limit_threads(threads):
+        return claim.simulate(dict(cell), [int(seed)], Context() if ctx is None else ctx)
