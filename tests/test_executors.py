@@ -308,7 +308,7 @@ def test_udl_verify_on_an_existing_scheduler_matches_serial(toy_package, dask_ex
     serial, dask = results.load_run(tmp_path / "serial"), results.load_run(tmp_path / "dask")
     assert (json.dumps(serial.results["claims"], sort_keys=True) == json.dumps(dask.results["claims"], sort_keys=True))
     for table in ("T.1a", "T.1b", "T.3", "T.3b"):
-        path = Path("tables") / f"{table}.csv"
+        path = Path("tables") / f"{table}.csv.gz"
         assert (tmp_path / "serial" / path).read_bytes() == (tmp_path / "dask" / path).read_bytes()
     assert dask_executor.client.status == "running"  # the CLI closed only its own client
 

@@ -70,7 +70,7 @@ KINDS = ("identity", "probabilistic", "ordering", "rate")
 PROFILES = ("quick", "ci", "paper")
 #: Columns the engine adds to every simulate() table, in this order, before the cell keys.
 ENGINE_COLUMNS = ("claim", "control", "cell", "seed")
-#: Claim ids become file names (tables/<id>.csv) and CLI tokens: keep them plain.
+#: Claim ids become file names (tables/<id>.csv.gz) and CLI tokens: keep them plain.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Threads each cell computes with, on every executor (torch intra-op and the BLAS/OpenMP
 #: pools): results of BLAS calls and reductions depend on the thread count in their last

@@ -1,7 +1,7 @@
 r"""Reports: the paper's figures with bands, ``report.md`` and a self-contained ``report.html``.
 
 Everything here is drawn from a stored run directory (:func:`udl.results.load_run`): the
-``results.json`` record and the tidy tables ``tables/<claim-id>.csv``. Nothing is simulated or
+``results.json`` record and the tidy tables ``tables/<claim-id>.csv.gz``. Nothing is simulated or
 decided again — a figure that needs a fitted line takes the fit from the stored verdict or fits
 the stored points (a presentation fit, never a new decision). The one outside input is
 scikit-learn's shipped ``load_digits`` data set, looked up by the indices that II.4c's table
