@@ -90,10 +90,6 @@ RATIO_MAX = 0.5
 
 
 # --------------------------------------------------------------------------- helpers
-def _encoder(ctx: Context):
-    """The encoder under test (``ctx.encoder`` or the reference ISTA)."""
-    return udl.ISTA() if ctx.encoder is None else ctx.encoder
-
 
 def _iterates(encoder, X, D, *, lam, step, T):
     """Yield z_1 … z_T of ``encoder`` without keeping the path (falls back to ``return_path``)."""
@@ -257,7 +253,7 @@ class CodeConvergence(Claim):
         Z_prev = torch.zeros_like(Z_star)
         sign_prev = torch.zeros_like(Z_star)
         with torch.no_grad():
-            for Z in _iterates(_encoder(ctx), X, D, lam=cell["lam"], step=step, T=cell["T_max"]):
+            for Z in _iterates(ctx.encoder_under_test(), X, D, lam=cell["lam"], step=step, T=cell["T_max"]):
                 E = (Z - Z_star).abs()
                 err.append(E.amax(dim=(-2, -1)))
                 err_mean.append(E.mean(dim=(-2, -1)))
@@ -358,7 +354,7 @@ class LambdaFloor(Claim):
     def simulate(self, cell, seeds, ctx):
         """Floor per (instance, λ) at D = D*."""
         inst = _instances(cell, seeds, ctx)
-        encoder = udl.NoThreshold() if ctx.control else _encoder(ctx)
+        encoder = udl.NoThreshold() if ctx.control else ctx.encoder_under_test()
         rows = []
         with torch.no_grad():
             for lam in _grid(cell["lam_lo"], cell["lam_hi"], cell["n_lam"]):
@@ -431,7 +427,7 @@ class DictionaryTerm(Claim):
 
     def simulate(self, cell, seeds, ctx):
         """Floor per (instance, δ); the control encodes with D* at every δ."""
-        encoder = _encoder(ctx)
+        encoder = ctx.encoder_under_test()
         rows = []
         with torch.no_grad():
             for delta in np.linspace(0.0, cell["delta_max"], int(cell["n_delta"])):
@@ -518,7 +514,7 @@ class SupportRecovery(Claim):
         rows = []
         on = inst.Z_star != 0
         with torch.no_grad():
-            for t, Z in enumerate(_iterates(_encoder(ctx), inst.X, inst.D0, lam=cell["lam"],
+            for t, Z in enumerate(_iterates(ctx.encoder_under_test(), inst.X, inst.D0, lam=cell["lam"],
                                             step=cell["step"], T=cell["T_max"]), start=1):
                 if t not in record:
                     continue
@@ -603,7 +599,7 @@ class BiasRemoval(Claim):
         else:
             variants = {"decay": (udl.LambdaDecayISTA(decay=float(cell["decay"])), lam),
                         "hard": (udl.HardThresholdISTA(tau=float(cell["tau"])), lam)}
-        runs = {"fixed": (_encoder(ctx), lam), **variants}
+        runs = {"fixed": (ctx.encoder_under_test(), lam), **variants}
         rows = []
         with torch.no_grad():
             for name, (enc, lam_used) in runs.items():

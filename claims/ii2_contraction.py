@@ -77,10 +77,6 @@ LOG_TINY = 1e-300
 
 
 # --------------------------------------------------------------------------- helpers
-def _encoder(ctx: Context):
-    """The encoder under test (``ctx.encoder`` or the reference ISTA)."""
-    return udl.ISTA() if ctx.encoder is None else ctx.encoder
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
@@ -243,7 +239,7 @@ class Contraction(Claim):
     def simulate(self, cell, seeds, ctx):
         """Dictionary-error trajectories (long format: one row per step and instance)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, lam, step, T, lr = _encoder(ctx), float(cell["lam"]), float(cell["step"]), int(cell["T"]), _lr(cell)
+        encoder, lam, step, T, lr = ctx.encoder_under_test(), float(cell["lam"]), float(cell["step"]), int(cell["T"]), _lr(cell)
         n_steps = int(cell["n_steps"])
         if ctx.control:
             def ascent(D):   # descent on −g_dec: the sign of the update flipped, nothing else
@@ -343,7 +339,7 @@ class Neighbourhood(Claim):
     def simulate(self, cell, seeds, ctx):
         """Trajectories per λ on the same instances (long format: step × instance × λ)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, step, T, lr = _encoder(ctx), float(cell["step"]), int(cell["T"]), _lr(cell)
+        encoder, step, T, lr = ctx.encoder_under_test(), float(cell["step"]), int(cell["T"]), _lr(cell)
         n_steps = int(cell["n_steps"])
         dtype = str(ctx.dtype).removeprefix("torch.")
         rows = []

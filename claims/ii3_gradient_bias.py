@@ -106,10 +106,6 @@ _IDENTITY = {k: k for k in KINDS}
 
 
 # --------------------------------------------------------------------------- helpers
-def _encoder(ctx: Context):
-    """The encoder under test (``ctx.encoder`` or the reference ISTA)."""
-    return udl.ISTA() if ctx.encoder is None else ctx.encoder
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
@@ -208,7 +204,7 @@ def _simulate_curves(cell: dict, seeds, ctx: Context, *, T_max: int, with_hat: b
         g_hat, sol = udl.lasso_gradient(X, D, lam=lam, tol=HAT_TOL)
         out.update(ghat_norm=_np(_fro(g_hat)), gstar_hat=_np(_fro(g_hat - g_star)), kkt=_np(sol.kkt),
                    lasso_iter=np.full(len(seeds), sol.n_iter))
-    curves = _gradient_curves(X, D, lam=lam, step=step, depths=depths, encoder=_encoder(ctx))
+    curves = _gradient_curves(X, D, lam=lam, step=step, depths=depths, encoder=ctx.encoder_under_test())
     _tick(ctx)
     for k in KINDS:
         g = curves[k]
@@ -478,7 +474,7 @@ class LambdaScaling(Claim):
     def simulate(self, cell, seeds, ctx):
         """‖g‖ per (instance, λ, estimator) at D = D*."""
         inst = _instances(cell, seeds, ctx)
-        encoder = udl.NoThreshold() if ctx.control else _encoder(ctx)
+        encoder = udl.NoThreshold() if ctx.control else ctx.encoder_under_test()
         X, D = inst.X, inst.D_star
         with torch.no_grad():
             gstar = _np(_fro(udl.oracle_gradient(X, D, inst.Z_star)))
@@ -527,7 +523,7 @@ def _simulate_training(cell: dict, seeds, ctx: Context) -> dict:
         tr = udl.train(inst.X, inst.D0, kind=k, lam=float(cell["lam"]), step=float(cell["step"]),
                        T=int(cell["T"]), lr=float(cell["lr"]), n_steps=int(cell["n_steps"]),
                        optimizer=str(cell["optimizer"]), normalize=True, D_star=inst.D_star,
-                       encoder=_encoder(ctx), record_every=1)
+                       encoder=ctx.encoder_under_test(), record_every=1)
         out["steps"] = _np(tr.steps)
         out[f"err_{k}"] = _np(tr.dict_error)             # (L, B)
         out[f"errmax_{k}"] = _np(tr.dict_error_max)

@@ -108,10 +108,6 @@ N_CLASSES = 10
 
 
 # --------------------------------------------------------------------------- helpers
-def _encoder(ctx: Context):
-    """The encoder under test (``ctx.encoder`` or the reference ISTA)."""
-    return udl.ISTA() if ctx.encoder is None else ctx.encoder
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
@@ -207,7 +203,7 @@ class StationaryIdentity(Claim):
         inst = udl.make_instances(cell["m"], p, cell["s"], n + int(cell["n_new"]), init_scale=cell["init_scale"],
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
         with torch.no_grad():
-            Z_all = _encoder(ctx)(inst.X, inst.D0, lam=cell["lam"], step=cell["step"], T=cell["T"])
+            Z_all = ctx.encoder_under_test()(inst.X, inst.D0, lam=cell["lam"], step=cell["step"], T=cell["T"])
             X, Z, Z_new = inst.X[..., :n], Z_all[..., :n], Z_all[..., n:]
             D, C = udl.stationary_dictionary(X, Z, omega=omega, return_contributions=True)
             beta = udl.reconstruction_coefficients(X, Z, Z_new, omega=omega)
@@ -353,7 +349,7 @@ class TrainedStationarity(Claim):
         """Long table: one row per (instance, kind, train_step) with dev, bound, ratio, residuals."""
         inst = udl.make_instances(cell["m"], cell["p"], cell["s"], cell["n"], init_scale=cell["init_scale"],
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
-        encoder = _encoder(ctx)
+        encoder = ctx.encoder_under_test()
         omega = float(cell["omega"])
         enc_args = dict(lam=cell["lam"], step=cell["step"], T=int(cell["T"]))
         train_args = dict(enc_args, lr=float(cell["lr"]), normalize=False, omega=omega, encoder=encoder)
@@ -538,7 +534,7 @@ class DigitInterpretability(Claim):
         X_look = torch.as_tensor(images[look_idx]).to(**dev)                     # (B, n_train, m)
         y_look = torch.as_tensor(labels[look_idx], device=ctx.device)
         y_test = torch.as_tensor(labels[test_idx], device=ctx.device)
-        encoder, omega = _encoder(ctx), float(cell["omega"])
+        encoder, omega = ctx.encoder_under_test(), float(cell["omega"])
         enc_args = dict(lam=cell["lam"], step=cell["step"], T=int(cell["T"]))
         traj = udl.train(X, udl.normalize_columns(torch.as_tensor(D0).to(**dev)), kind="dec",
                          n_steps=int(cell["n_steps"]), lr=float(cell["lr"]), normalize=False, omega=omega,

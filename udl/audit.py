@@ -1176,13 +1176,10 @@ def _expect_arg(text: str) -> tuple[str, str]:
 
 
 def _workers_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid worker count {text!r} (allowed: an integer >= 1)")
-    return value
+    """``--workers``: the same rule as ``udl verify --workers``."""
+    from udl.cli import _workers
+
+    return _workers(text)
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:

@@ -106,6 +106,12 @@ class Context:
     control: bool = False
     progress: Callable[[int], None] | None = None
 
+    def encoder_under_test(self):
+        """``encoder`` if one was given, else the reference :class:`udl.ISTA`."""
+        from udl.encoders import ISTA
+
+        return ISTA() if self.encoder is None else self.encoder
+
 
 class Claim:
     """Base class of a claim; subclass it in a module of ``claims/``.
