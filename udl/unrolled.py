@@ -25,8 +25,8 @@ An iterate is *exactly* recoverable from its non-zero values plus where they are
 (:class:`SparseIterates`), in one of two formats:
 
 * ``"index"`` (default): flat positions as int32 + values — 8 bytes per non-zero (float32). The
-  backward pass then masks and accumulates by gather/scatter over the non-zeros only, never a
-  dense pass over the mask: on CPU the fastest.
+  backward pass then masks and accumulates with a memset plus gathers/scatters of the non-zeros
+  (no dense pass over a mask): on CPU the fastest.
 * ``"bits"``: the non-zero mask packed 8 entries per byte (1/32 of a float32 tensor) + values —
   the least memory (4 bytes per non-zero + 1 bit per entry); masking is then a dense ``where``.
 
@@ -34,7 +34,7 @@ Early layers may be dense (z₁ = P_θ(α Dᵀx) keeps ~half its entries); the s
 only saves less there. Iterates are compacted in chunks of ``chunk`` layers: on a GPU, the
 compaction (``nonzero``) waits for the device once per call (its output size is data-dependent),
 so a chunk of 8 layers costs one wait per 8 layers; the backward pass rebuilds a chunk by a
-scatter into zeros, which does not wait. Layer loops allocate nothing but what is kept.
+scatter into zeros, which does not wait. Dense buffers are allocated once, outside layer loops.
 
 Two users of the same forward store:
 
@@ -46,8 +46,10 @@ Two users of the same forward store:
 * :func:`gradient_sweep` — the gradients at every depth T = 1 … T_max: one forward pass, then
   the adjoint chains of all depths run backward together; at layer t the chains of every depth
   T > t are stacked along a leading dimension, so each layer is one big matmul A·[u⁽ᵀ⁾…] and one
-  big matmul for G. (Cost Σ_T T layer-adjoints: T_max²/2 instead of T_max²/2 plus T_max²/2
-  forward layers for separate unrolls; the matmuls are large, so they run near the matmul rate.)
+  big batched matmul for G: Σ_T T = T_max²/2 layer-adjoints, the forward shared (separate
+  unrolls would add T_max²/2 forward layers). In the late, sparse layers the stacked adjoints are
+  kept on the supports only (per example, the rows of its non-zeros), which cuts the
+  arithmetic by the sparsity (see :func:`_sweep_one`); the early, dense layers use dense GEMMs.
 
 The gradient estimators (all averaged over the n examples), with R_T = D Z_T − X:
 
@@ -78,9 +80,10 @@ _KINDS = ("dec", "ae-lasso", "ae-ls")
 #: Storage formats of the iterates (see the module docstring).
 STORAGES = ("index", "bits")
 
-#: Default memory budget (bytes) of the stacked adjoints of :func:`gradient_sweep` (three
-#: buffers of depths × kinds × p × n); more depths than fit are swept in blocks (same FLOPs).
-SWEEP_STACK_BYTES = 2 * 2**30
+#: Default memory budget (bytes) of the stacked adjoints of :func:`gradient_sweep` (three dense
+#: buffers of depths × kinds × p × n, plus two compact ones of depths × kinds × n × (S + 1), S the
+#: largest support per example); more depths than fit are swept in blocks (same FLOPs).
+SWEEP_STACK_BYTES = 2**30
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,7 +275,7 @@ class _Reader:
             dense = self._dense[slot, :k]
             dense.zero_()                      # (a memset beats zeroing the old positions)
             if self.storage == "index":
-                dense.view(-1).index_put_((self.keys[c],), self.values[c])
+                dense.view(-1).index_add_(0, self.keys[c], self.values[c])   # = scatter into zeros
                 mask, idx = None, self.keys[c] if k == 1 else None
             else:
                 mask = unpack_bits(self.keys[c], (k * self.numel,), out=self._mask[slot])
@@ -297,12 +300,12 @@ def _mask_rows(a2: torch.Tensor, u2: torch.Tensor, U2: torch.Tensor, it: Iterate
         U2.add_(u2)
         return
     idx = it.idx
-    if a2.shape[0] <= 4:                        # row by row: 1-D index ops are the fast paths
+    if a2.shape[0] <= 4:                        # row by row: 1-D index_add_ is the fast path
         u2.zero_()
         for a1, u1, U1 in zip(a2, u2, U2):
             vals = a1.index_select(0, idx)
-            u1.index_put_((idx,), vals)
-            U1.index_put_((idx,), vals, accumulate=True)
+            u1.index_add_(0, idx, vals)         # into zeros: a copy (the positions are distinct)
+            U1.index_add_(0, idx, vals)
     else:
         vals = a2.index_select(1, idx)
         u2.zero_()
@@ -575,6 +578,9 @@ def _pattern(idx: torch.Tensor, p: int, n: int) -> _Pattern:
     return _Pattern(idx, cidx, ridx, gidx, pos, S, C)
 
 
+#: Largest gathered block (elements) in a compact sweep step; larger ones are done in chunks.
+_CHUNK_ELEMS = 2**22
+
 #: The compact sweep step is used while its FLOPs stay below this fraction of the dense step's
 #: (its gathers and smaller GEMMs run at a lower rate than the dense GEMMs).
 COMPACT_FLOP_FRACTION = 0.6
@@ -630,7 +636,8 @@ def _sweep_one(X, D, *, lam, thr, step, depths, kinds, chunk, storage, max_stack
         zero = X.new_zeros(())
         A_pad = torch.zeros(p + 1, p + 1, dtype=X.dtype, device=X.device)
         A_pad[:p, :p] = A
-        XT_pad = torch.cat([X.mT, X.new_zeros(1, m)])                       # (n + 1, m)
+        ZX = X.new_zeros(n + 1, p + m)                                      # [z_tᵀ | Xᵀ; 0]
+        ZX[:n, p:] = X.mT
         cols = torch.arange(n, device=X.device)
         patterns: dict = {}
 
@@ -661,8 +668,8 @@ def _sweep_one(X, D, *, lam, thr, step, depths, kinds, chunk, storage, max_stack
             # compact phase: uc = u_t of the active depths, (n, S + 1, w·F); slot s ↔ columns
             # (s − lo)·F …, so the active ones are the contiguous range cols (no copies)
             uc, which = None, 0
-            XUc = X.new_zeros(p, w * F, m) if compact else None    # [r, col, :] = (X Uᵀ)[:, r]
-            Gc = X.new_zeros(p, w * F, p) if compact else None     # [r, col, :] = G[r, :]
+            # [r, col, :p] = row r of G, [r, col, p:] = column r of X Uᵀ (compact-phase terms)
+            GXc = X.new_zeros(p, w * F, p + m) if compact else None
             for t in range(depths[hi - 1] - 1, -1, -1):
                 it = reader.get(t + 1)
                 if not dense:
@@ -707,25 +714,32 @@ def _sweep_one(X, D, *, lam, thr, step, depths, kinds, chunk, storage, max_stack
                                                                z_t.mT.expand(k * F, n, p))
                         torch.matmul(A, uact.view(k * F, p, n), out=act.view(k * F, p, n))   # a_t = A u_t
                     continue
-                # compact step. u_g[r, c, :] = u_t[r, ridx[r, c]] for the active depths
+                # compact step. u_g[r, c, :] = u_t[r, ridx[r, c]] for the active depths; one GEMM
+                # per code row r gives [u zᵀ | u Xᵀ] (row r of G, column r of X Uᵀ) for all depths
                 c0 = (first - lo) * F
                 flat = uc.view(n * (P1.S + 1), w * F)[:, c0:]
-                u_g = flat.index_select(0, P1.gidx.reshape(-1)).view(p, P1.C, k * F)
-                X_g = XT_pad.index_select(0, P1.ridx.reshape(-1)).view(p, P1.C, m)
-                XUc[:, c0:].add_(torch.bmm(u_g.mT, X_g))                        # X u_tᵀ
                 if t >= 1:
-                    zT_pad = torch.cat([reader.get(t).z.mT, X.new_zeros(1, p)])        # (n + 1, p)
-                    z_g = zT_pad.index_select(0, P1.ridx.reshape(-1)).view(p, P1.C, p)
-                    Gc[:, c0:].add_(torch.bmm(u_g.mT, z_g))                     # u_t z_tᵀ
-                    A_rows = A_pad.index_select(0, P0.cidx.reshape(-1)).view(n, P0.S + 1, p + 1)
-                    A_sub = A_rows.gather(2, P1.cidx[:, None, :].expand(n, P0.S + 1, P1.S + 1))
+                    ZX[:n, :p] = reader.get(t).z.mT                    # [z_tᵀ | Xᵀ], zero last row
+                zx, gx = (ZX, GXc[:, c0:]) if t >= 1 else (ZX[:, p:], GXc[:, c0:, p:])  # z_0 = 0
+                step_r = max(1, _CHUNK_ELEMS // max(1, P1.C * max(k * F, p + m)))
+                for r0 in range(0, p, step_r):                          # in chunks of rows r
+                    r1 = min(p, r0 + step_r)
+                    u_g = flat.index_select(0, P1.gidx[r0:r1].reshape(-1)).view(r1 - r0, P1.C, k * F)
+                    zx_g = zx.index_select(0, P1.ridx[r0:r1].reshape(-1)).view(r1 - r0, P1.C, zx.shape[1])
+                    gx[r0:r1].add_(torch.bmm(u_g.mT, zx_g))
+                if t >= 1:                                              # u_{t−1} = A[S_t, S_{t+1}] u_t
                     which = 1 - which
                     nxt = compact_view(which, P0.S, w)
-                    torch.bmm(A_sub, uc[:, :, c0:], out=nxt[:, :, c0:])         # u_{t−1} (its last
-                    uc = nxt                                                    # row stays zero)
+                    step_j = max(1, _CHUNK_ELEMS // ((P0.S + 1) * (P1.S + 1)))
+                    for j0 in range(0, n, step_j):                      # in chunks of examples
+                        j1 = min(n, j0 + step_j)
+                        A_sub = A_pad.view(-1)[P0.cidx[j0:j1, :, None] * (p + 1) + P1.cidx[j0:j1, None, :]]
+                        torch.bmm(A_sub, uc[j0:j1, :, c0:], out=nxt[j0:j1, :, c0:])
+                    uc = nxt                                            # (its last row stays zero)
             if compact:
-                XU[lo:hi] += XUc.view(p, w, F, m).permute(1, 2, 3, 0)
-                G[lo:hi] += Gc.view(p, w, F, p).permute(1, 2, 0, 3)
+                GX = GXc.view(p, w, F, p + m)
+                G[lo:hi] += GX[..., :p].permute(1, 2, 0, 3)
+                XU[lo:hi] += GX[..., p:].permute(1, 2, 3, 0)
     for f, kind in enumerate(ae):
         g = step * (X @ U[:, f].mT + XU[:, f] - D @ (G[:, f] + G[:, f].mT)) + g_dir
         res[kind] = g                           # (depth 0: U = G = 0, so g = g_dir = 0)
@@ -752,8 +766,8 @@ def gradient_sweep(X: torch.Tensor, D: torch.Tensor, *, lam, step, T_max: int | 
     For the reference ISTA, one forward pass stores the iterates (exactly, sparse), then the
     adjoint chains of all depths run backward together, stacked so that each layer is one
     large matmul: Σ_T T layer-adjoints in T_max steps, instead of T_max separate unrolls.
-    g_dec at depth T needs only Z_T. Other encoders fall back to one :func:`udl.gradients`
-    call per depth.
+    g_dec at depth T needs only Z_T. The instances of a batch are swept one after the other
+    (buffers reused). Other encoders fall back to one :func:`udl.gradients` call per depth.
 
     Parameters
     ----------
