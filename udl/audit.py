@@ -1158,13 +1158,10 @@ def _usage(message: str):
 
 
 def _seed_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r} (allowed: an integer >= 0)")
-    return value
+    """``--seed``: the same rule as ``udl verify --seed``."""
+    from udl.cli import _seed
+
+    return _seed(text)
 
 
 def _expect_arg(text: str) -> tuple[str, str]:
