@@ -14,7 +14,11 @@ Prints, against targets:
     sizes (full batch m=50, p=100, n=10 000; and the large regime m=1000, p=1500, minibatch 50).
 
 FLOP counts are those of the dense matmuls: a layer costs 2·p²·n forward and twice that backward
-(A·u and the accumulation u·zᵀ), so forward + backward = 3·2·p²·n per layer per instance.
+(A·u and the accumulation u·zᵀ), so forward + backward = 3·2·p²·n per layer per instance. On CPU,
+layers whose input is sparse (udl.unrolled.SPARSE_DENSITY) multiply it as a CSR matrix and do
+fewer flops (2·nnz·p); (a) then reports a *dense-equivalent* rate (the dense count / time: the
+time against what dense GEMMs at the matmul rate would need), prints the arithmetic actually
+done, and times the same pass with sparse layers off.
 
 Usage::
 
@@ -38,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import udl  # noqa: E402
 from udl.encoders import Encoder  # noqa: E402
+from udl import unrolled  # noqa: E402
 from udl.unrolled import SparseIterates, gradient_sweep  # noqa: E402
 
 LAM, STEP = 0.2, 0.2
@@ -242,23 +247,60 @@ def section_a(args, cfg, device, dtype, rates):
     m, p, s, n, T, B = (cfg[k] for k in ("m", "p", "s", "n", "T", "batch"))
     X, D = instances(m, p, s, n, B, device, dtype)
     flops = 3 * 2 * p * p * n * T * B
-    lean = _time(lambda: udl.gradients(X, D, lam=LAM, step=STEP, T=T, kinds=("ae-ls",)), device,
-                 reps=2, warmup=1)
+    def run():
+        return udl.gradients(X, D, lam=LAM, step=STEP, T=T, kinds=("ae-ls",))
+
+    lean = _time(run, device, reps=2, warmup=1)
     rate = flops / lean / 1e9
     rates.append(matmul_rates(cfg, device, dtype))
     sq_rate, lay_rate = (max(r[i] for r in rates) for i in (0, 1))
     print(f"\n(a) forward+backward g_ae-ls, batch {B} × (m={m}, p={p}, n={n}), T={T}: "
-          f"{flops / 1e9:.1f} GFLOP")
+          f"{flops / 1e9:.1f} GFLOP as dense matmuls")
     print(f"    matmul rate: square {cfg['gemm']}² GEMM {sq_rate:.1f} GFLOP/s; "
           f"layer-shaped batched GEMM {lay_rate:.1f} GFLOP/s (best of {len(rates)}×5 runs)")
-    print(f"    lean:  {lean:8.2f} s  {rate:6.1f} GFLOP/s = {rate / sq_rate:.0%} of the square-GEMM rate, "
-          f"{rate / lay_rate:.0%} of the layer-GEMM rate")
+    print(f"    lean:  {lean:8.2f} s  {rate:6.1f} GFLOP/s dense-equivalent = {rate / sq_rate:.0%} of the "
+          f"square-GEMM rate, {rate / lay_rate:.0%} of the layer-GEMM rate")
+    Bt = X.new_empty(B, n, p)
+    if unrolled.sparse_layers(Bt):
+        done, n_sparse = _flops_done(X, D, T)
+        print(f"    sparse layers: {n_sparse} of {2 * (T - 1)} products have a sparse input "
+              f"(density ≤ {unrolled.SPARSE_DENSITY}); arithmetic done {done / 1e9:.1f} GFLOP "
+              f"({done / flops:.0%} of the dense count) at {done / lean / 1e9:.1f} GFLOP/s")
+        saved = unrolled.SPARSE_DENSITY
+        unrolled.SPARSE_DENSITY = 0.0
+        try:
+            dense = _time(run, device)
+        finally:
+            unrolled.SPARSE_DENSITY = saved
+        print(f"    lean, sparse layers off: {dense:8.2f} s  {flops / dense / 1e9:6.1f} GFLOP/s "
+              f"(sparse layers: {dense / lean:.2f}× faster)")
     if not args.skip_plain:
         plain = _time(lambda: udl.gradients(X, D, lam=LAM, step=STEP, T=T, kinds=("ae-ls",),
                                             encoder=PlainISTA()), device)
         print(f"    plain: {plain:8.2f} s  {flops / plain / 1e9:6.1f} GFLOP/s  (plain/lean time: {plain / lean:.2f})")
     del X, D
     return rate
+
+
+def _flops_done(X, D, T):
+    """Flops of the lean pass with sparse layers, from the iterates' densities: the forward
+    product of layer t+1 and the backward product of layer t read z_t resp. u_t (support of
+    z_{t+1}); sparse when the density is ≤ SPARSE_DENSITY (2·nnz·p), else dense (2·p²·n); the
+    accumulation of G is always dense (2·p²·n). Returns (flops, number of sparse products)."""
+    B, p, n = X.shape[0], D.shape[-1], X.shape[-1]
+    dense = 2 * p * p * n * B
+    dens = [float((z != 0).float().mean())
+            for z in udl.ISTA().iterates(X, D, lam=LAM, step=STEP, T=T)]   # z_1 … z_T
+    done, n_sparse = dense * T, 0                        # forward layer 1 + the T − 1 G updates
+    for d in dens[:-1]:                                  # z_1 … z_{T−1}: forward layers 2 … T
+        sparse = d <= unrolled.SPARSE_DENSITY
+        n_sparse += sparse
+        done += 2 * d * p * n * B * p if sparse else dense
+    for d in dens[1:]:                                   # u_1 … u_{T−1} ~ z_2 … z_T: backward A·u
+        sparse = d <= unrolled.SPARSE_DENSITY
+        n_sparse += sparse
+        done += 2 * d * p * n * B * p if sparse else dense
+    return done, n_sparse
 
 
 def section_b(args, cfg, device, dtype, verdicts):

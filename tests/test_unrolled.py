@@ -4,6 +4,8 @@ Reference: a hand-written ISTA loop z ← P_{αλ}(z − α Dᵀ(Dz − x)) diff
 independent of the library. Everything in float64 at tiny sizes; the lean pass reorders sums
 only, so gradients agree to a few ulps of their scale (TOL below).
 """
+import math
+
 import pytest
 import torch
 
@@ -199,6 +201,92 @@ def test_gradcheck():
     D_, X_ = D.clone().requires_grad_(True), X.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda d, x: _UnrolledISTA.apply(d, x, LAM, STEP, 4, 1, "index"), (D_, X_),
                                     eps=1e-7, atol=1e-7, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# sparse (CSR) layers: forced on at tiny sizes, against the same references
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def csr_layers(monkeypatch):
+    """Sparse layers at any size, for inputs with at most ``density`` non-zeros (set by the test);
+    counts the CSR products so that a test fails if the sparse path silently went unused."""
+    import udl.unrolled as unrolled
+    monkeypatch.setattr(unrolled, "SPARSE_MIN_MACS", 0)
+    calls = []
+    real = unrolled._csr_per_instance
+
+    def counting(idx, values, N, rows, cols):
+        calls.append(len(values) * N)
+        return real(idx, values, N, rows, cols)
+
+    monkeypatch.setattr(unrolled, "_csr_per_instance", counting)
+
+    def set_density(d):
+        monkeypatch.setattr(unrolled, "SPARSE_DENSITY", d)
+        return calls
+    return set_density
+
+
+@pytest.mark.parametrize("density", [1.0, 0.75])
+@pytest.mark.parametrize("batch,x_grad", [((), False), ((3,), True), ((2, 3), True)])
+def test_csr_layers_match_autograd(csr_layers, density, batch, x_grad):
+    """All layers after the first sparse (1.0), or only those whose input has ≤ 75 % non-zeros
+    (on these small, noisy problems the iterates go from ~86 % to ~64 % non-zeros: both kinds)."""
+    calls = csr_layers(density)
+    X, D = problem(batch, m=6, p=10, n=30, seed=81 + len(batch), s=2)
+    W = torch.randn(batch + (10, 30), generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    T = 12
+    grads = []
+    for lean in (True, False):
+        D_ = D.clone().requires_grad_(True)
+        X_ = X.clone().requires_grad_(x_grad)
+        Z = (unrolled_ista(X_, D_, lam=LAM, step=STEP, T=T) if lean else reference_ista(X_, D_, LAM, STEP, T))
+        if lean:
+            assert torch.allclose(Z, reference_ista(X, D, LAM, STEP, T), **TOL)
+        L = (W * Z).sum() + 0.5 * (X_ - D_ @ Z).square().sum()
+        grads.append(torch.autograd.grad(L, (D_, X_) if x_grad else (D_,)))
+    n_inst = max(1, math.prod(batch))
+    sparse_products = sum(calls) / n_inst
+    # forward: layers 2…T; backward: layers 1…T−1 (their inputs u_t have the support of z_{t+1})
+    assert (sparse_products == 2 * (T - 1)) if density == 1.0 else (0 < sparse_products < 2 * (T - 1))
+    for g_lean, g_ref in zip(*grads):
+        assert torch.allclose(g_lean, g_ref, **TOL), float((g_lean - g_ref).abs().max())
+
+
+def test_csr_layers_gradients_and_codes(csr_layers):
+    calls = csr_layers(1.0)
+    X, D = problem((2,), m=6, p=10, n=30, seed=91, s=2)
+    lam = torch.tensor([0.15, 0.3], dtype=torch.float64)
+    got, Z = udl.gradients(X, D, lam=lam, step=STEP, T=9, return_code=True)
+    assert calls
+    for b in range(2):
+        ref = reference_gradients(X[b], D[b], 9, lam=float(lam[b]))
+        for kind in udl.KINDS:
+            assert torch.allclose(got[kind][b], ref[kind], **TOL), kind
+        assert torch.allclose(Z[b], reference_ista(X[b], D[b], float(lam[b]), STEP, 9), **TOL)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.75])
+def test_csr_layers_codes_identical_with_and_without_grad(csr_layers, density):
+    """The no-graph forward takes the same sparse/dense decisions: bit-for-bit the same Z_T."""
+    calls = csr_layers(density)
+    X, D = problem((3,), m=6, p=10, n=30, seed=92, s=2)
+    Z_plain = udl.ista(X, D, lam=LAM, step=STEP, T=10)
+    n_plain = len(calls)
+    Z_lean = udl.ista(X, D.clone().requires_grad_(True), lam=LAM, step=STEP, T=10)
+    assert n_plain > 0 and len(calls) > n_plain
+    assert torch.equal(Z_plain, Z_lean.detach())
+
+
+def test_sparse_layers_only_on_cpu_and_large_products():
+    from udl.unrolled import SPARSE_MIN_MACS, sparse_layers
+    small = torch.zeros(1, 30, 10)                       # n = 30, p = 10: 3 000 multiply-adds
+    assert not sparse_layers(small)
+    p = 150
+    n = -(-SPARSE_MIN_MACS // p**2)
+    assert sparse_layers(torch.zeros(1, n, p)) and not sparse_layers(torch.zeros(1, n - 1, p))
+    assert not sparse_layers(torch.zeros(1, n, p, device="meta"))
 
 
 # ---------------------------------------------------------------------------------------------
