@@ -291,7 +291,7 @@ def _flops_done(X, D, T):
     dense = 2 * p * p * n * B
     dens = [float((z != 0).float().mean())
             for z in udl.ISTA().iterates(X, D, lam=LAM, step=STEP, T=T)]   # z_1 … z_T
-    done, n_sparse = dense * T, 0                        # forward layer 1 + the T − 1 G updates
+    done, n_sparse = dense * (T - 1), 0                  # the T − 1 G updates (layer 1: v₀ = B)
     for d in dens[:-1]:                                  # z_1 … z_{T−1}: forward layers 2 … T
         sparse = d <= unrolled.SPARSE_DENSITY
         n_sparse += sparse

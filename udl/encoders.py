@@ -128,34 +128,30 @@ class Encoder:
 class ISTA(Encoder):
     """The reference encoder: z_{t+1} = P_{αλ}(A z_t + B).
 
-    For λ > 0 a call goes through :mod:`udl.unrolled`: when D or X requires grad,
-    :func:`~udl.unrolled.unrolled_ista`, a custom autograd function whose backward pass needs only
-    the iterates, stored exactly in sparse form (non-zero values and their positions), instead of
-    every dense activation; otherwise its forward alone (:func:`~udl.unrolled.ista_codes`), so
-    codes are bit-for-bit the same either way. On CPU, layers whose input is sparse multiply it as
-    a CSR matrix. ``return_path`` (and :meth:`iterates`) run :meth:`layer` with dense GEMMs: same
-    values up to rounding.
+    When D or X requires grad (and λ > 0), the call goes through :func:`udl.unrolled.unrolled_ista`,
+    a custom autograd function whose backward pass needs only the iterates, stored exactly in
+    sparse form (non-zero values and their positions), instead of every dense activation; same
+    values and gradients as plain autograd through :meth:`layer` up to rounding (on CPU it
+    multiplies sparse iterates as CSR matrices, which sums in another order).
     """
 
     name = "ista"
     capabilities = frozenset({"differentiable", "soft_threshold", "fixed_lambda"})
 
     def __call__(self, X, D, *, lam, step, T, return_path: bool = False) -> torch.Tensor:
-        if not return_path and isinstance(X, torch.Tensor) and isinstance(D, torch.Tensor):
-            from .unrolled import _is_reference, ista_codes, lean_applicable, unrolled_ista
+        if (not return_path and torch.is_grad_enabled() and isinstance(X, torch.Tensor)
+                and isinstance(D, torch.Tensor) and (D.requires_grad or X.requires_grad)):
+            from .unrolled import _is_reference, lean_applicable, unrolled_ista
             if _is_reference(self) and lean_applicable(lam, step):
                 T = validate_encoder_args(X, D, lam, step, T)
-                if torch.is_grad_enabled() and (D.requires_grad or X.requires_grad):
-                    if T > 0:
-                        return unrolled_ista(X, D, lam=lam, step=step, T=T)
-                else:
-                    return ista_codes(X, D, lam=lam, step=step, T=T)
+                if T > 0:
+                    return unrolled_ista(X, D, lam=lam, step=step, T=T)
         return super().__call__(X, D, lam=lam, step=step, T=T, return_path=return_path)
 
     def layer(self, t, A, B, state, *, lam, step):
         Z = state["Z"]
         if A.shape[:-2] == B.shape[:-2] == Z.shape[:-2]:
-            # one batched GEMM over the flattened batch
+            # one batched GEMM over the flattened batch (as udl.unrolled._codes)
             V = torch.baddbmm(B.reshape((-1,) + B.shape[-2:]), A.reshape((-1,) + A.shape[-2:]),
                               Z.reshape((-1,) + Z.shape[-2:])).view(Z.shape)
         else:

@@ -36,13 +36,15 @@ compaction (``nonzero``) waits for the device once per call (its output size is 
 so a chunk of 8 layers costs one wait per 8 layers; the backward pass rebuilds a chunk by a
 scatter into zeros, which does not wait. Dense buffers are allocated once, outside layer loops.
 
-Layout and sparse layers. The forward and adjoint passes run on transposed codes zᵀ (n, p),
-z_{t+1}ᵀ = P_θ(z_tᵀ Aᵀ + Bᵀ), a_tᵀ = u_tᵀ A: rows are examples, so an iterate's non-zero positions
-in row-major order are a CSR matrix per instance, and on CPU a layer whose input has few non-zeros
-(:data:`SPARSE_DENSITY`; late iterates have ≈ s/p) is a CSR × dense product costing 2·nnz·p flops
-instead of 2·n·p² (the accumulation of G stays a dense GEMM). Whether a layer is sparse depends
-only on its input, so the graph-free forward (:func:`ista_codes`, used by :class:`udl.ISTA`
-when no gradient is needed) gives bit-for-bit the codes of the differentiable one.
+Layout and sparse layers. When the iterates are stored (a gradient is wanted), the forward and
+adjoint passes run on transposed codes zᵀ (n, p): z_{t+1}ᵀ = P_θ(z_tᵀ Aᵀ + Bᵀ), a_tᵀ = u_tᵀ A.
+Rows are examples, so an iterate's stored non-zero positions (row-major) are a CSR matrix per
+instance, and on CPU a layer whose input has few non-zeros (:data:`SPARSE_DENSITY`; late
+iterates have ≈ s/p) is a CSR × dense product costing 2·nnz·p flops instead of 2·n·p² (the
+accumulation of G stays a dense GEMM). Without a store (codes or g_dec only) compaction would
+cost about what it saves, so :func:`_codes` runs dense GEMMs in the (p, n) layout, the same
+operations as :meth:`udl.ISTA.layer`. Codes with and without a gradient therefore agree to
+rounding, not bit for bit.
 
 Two users of the same forward store:
 
@@ -81,7 +83,7 @@ from torch.autograd.function import once_differentiable
 from ._validate import check_choice, check_int
 from .encoders import ISTA, Encoder, _as_threshold, validate_encoder_args
 
-__all__ = ["unrolled_ista", "ista_codes", "lean_gradients", "gradient_sweep", "lean_applicable", "SparseIterates",
+__all__ = ["unrolled_ista", "lean_gradients", "gradient_sweep", "lean_applicable", "SparseIterates",
            "Iterate", "STORAGES", "default_chunk", "pack_bits", "unpack_bits"]
 
 _KINDS = ("dec", "ae-lasso", "ae-ls")
@@ -407,47 +409,60 @@ def _sparse_now(idx: torch.Tensor | None, numel: int) -> bool:
     return idx is not None and idx.numel() <= SPARSE_DENSITY * numel
 
 
-def _forward(A, Bt, thr, T: int, store: SparseIterates | None, sparse: bool | None = None):
-    """T layers from z₀ = 0 in the transposed layout: zᵀ_{t+1} = P_θ(zᵀ_t Aᵀ + Bᵀ).
+def _codes(A, B, thr, T: int):
+    """T layers from z₀ = 0 without storing iterates, in the (p, n) layout: dense GEMMs, the same
+    operations as :meth:`udl.ISTA.layer`. A (N, p, p), B (N, p, n), θ float or (N, 1, 1).
+    Returns Z_T (N, p, n)."""
+    Z = torch.zeros_like(B)
+    if T == 0:
+        return Z
+    V = torch.empty_like(B)
+    tmp = torch.empty_like(B) if isinstance(thr, torch.Tensor) else None
+    ping = [Z, torch.empty_like(B)]
+    for t in range(T):
+        torch.baddbmm(B, A, Z, out=V)
+        out = ping[(t + 1) % 2]
+        _shrink_into(V, thr, out, tmp)
+        Z = out
+    return Z
+
+
+def _forward(A, Bt, thr, T: int, store: SparseIterates, sparse: bool | None = None):
+    """T layers from z₀ = 0 in the transposed layout, storing the iterates:
+    zᵀ_{t+1} = P_θ(zᵀ_t Aᵀ + Bᵀ).
 
     A (N, p, p), Bt = Bᵀ (N, n, p), θ float or (N, 1, 1). Returns Z_Tᵀ (N, n, p) and fills
     ``store`` (of shape (N, n, p)) with z_1ᵀ … z_Tᵀ. ``sparse`` (default :func:`sparse_layers`):
-    layers whose input has few non-zeros use CSR products (:data:`SPARSE_DENSITY`); which ones
-    depends only on the iterates, so with or without ``store`` the result is bit-for-bit the
-    same. The loop allocates only what ``store`` keeps (and, in sparse layers, the CSR indices).
+    a layer whose input has few non-zeros (:data:`SPARSE_DENSITY`) multiplies it as CSR matrices
+    built from the store's positions (format "index", chunk 1; other formats keep dense layers).
+    The loop allocates only what ``store`` keeps (and, in sparse layers, the CSR row offsets).
     """
     Z = torch.zeros_like(Bt)
     if T == 0:
         return Z
     N, n, p = Bt.shape
-    sparse = sparse_layers(Bt) if sparse is None else sparse
+    sparse = (sparse_layers(Bt) if sparse is None else sparse) and store.chunk == 1 \
+        and store.storage == "index"
     At = A.mT.contiguous() if sparse else A.mT
     V = torch.empty_like(Bt)
     tmp = torch.empty_like(Bt) if isinstance(thr, torch.Tensor) else None
-    ping = None if store is not None else [Z, torch.empty_like(Bt)]
-    from_store = store is not None and store.chunk == 1 and store.storage == "index"
     idx = vals = None                                   # non-zeros of the input z_t (sparse mode)
     for t in range(T):
-        if _sparse_now(idx, Bt.numel()):
-            V.copy_(Bt)
+        if t == 0:
+            V_t = Bt                                                    # z₀ = 0: v₀ = B
+        elif _sparse_now(idx, Bt.numel()):
+            V_t = V.copy_(Bt)
             for b, M in enumerate(_csr_per_instance(idx, [vals], N, n, p)[0]):
                 V[b].addmm_(M, At[b])
         else:
-            torch.baddbmm(Bt, Z, At, out=V)
-        out = store.slot() if store is not None else ping[(t + 1) % 2]
-        _shrink_into(V, thr, out, tmp)
-        if store is not None:
-            store.commit()
+            V_t = torch.baddbmm(Bt, Z, At, out=V)
+        out = store.slot()
+        _shrink_into(V_t, thr, out, tmp)
+        store.commit()
         Z = out
-        if sparse and t + 1 < T:
-            if from_store:
-                idx, vals = store.keys[-1], store.values[-1]
-            else:                                   # as the store would (same index dtype)
-                flat = Z.view(-1)
-                idx = flat.bool().nonzero().squeeze(1)                # (bool cast: fastest mask)
-                vals = flat.index_select(0, idx)
-                idx = idx.to(torch.int32) if flat.numel() < 2**31 else idx
-    return Z.clone() if store is not None else Z
+        if sparse:
+            idx, vals = store.keys[-1], store.values[-1]
+    return Z.clone()
 
 
 def _adjoint_pass(reader: _Reader, A, a_T, T: int, sparse: bool | None = None):
@@ -511,8 +526,7 @@ def lean_applicable(lam, step) -> bool:
 def _prepare(X, D, lam, step, chunk, storage):
     """Operators flattened over the broadcast batch.
 
-    Returns (α, batch, A (N,p,p), Bᵀ (N,n,p), θ, chunk, storage): B = α DᵀX is transposed for
-    :func:`_forward`'s layout.
+    Returns (α, batch, A (N,p,p), B (N,p,n), θ, chunk, storage).
     """
     step = float(step)
     lam_t = _as_threshold(lam, D)
@@ -522,11 +536,11 @@ def _prepare(X, D, lam, step, chunk, storage):
                                    thr.shape[:-2] if isinstance(thr, torch.Tensor) else ())
     p, n = B.shape[-2:]
     A = A.expand(batch + (p, p)).reshape(-1, p, p)
-    Bt = B.expand(batch + (p, n)).reshape(-1, p, n).mT.contiguous()
+    B = B.expand(batch + (p, n)).reshape(-1, p, n)
     if isinstance(thr, torch.Tensor):
         thr = thr.expand(batch + (1, 1)).reshape(-1, 1, 1)
     chunk = default_chunk(B.device) if chunk is None else check_int("chunk", chunk, low=1)
-    return step, batch, A, Bt, thr, chunk, check_choice("storage", storage, STORAGES)
+    return step, batch, A, B, thr, chunk, check_choice("storage", storage, STORAGES)
 
 
 def _untranspose(Zt: torch.Tensor, batch) -> torch.Tensor:
@@ -540,7 +554,8 @@ class _UnrolledISTA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, D, X, lam, step, T, chunk, storage):
         with torch.no_grad():
-            step, batch, A, Bt, thr, chunk, storage = _prepare(X, D, lam, step, chunk, storage)
+            step, batch, A, B, thr, chunk, storage = _prepare(X, D, lam, step, chunk, storage)
+            Bt = B.mT.contiguous()
             store = SparseIterates(Bt.shape, Bt.dtype, Bt.device, chunk, storage)
             Zt = _forward(A, Bt, thr, T, store)
         ctx.save_for_backward(D, X, *store.tensors())
@@ -563,21 +578,6 @@ class _UnrolledISTA(torch.autograd.Function):
             dD = _sum_to(step * (X @ Ut - D @ (G + G.mT)), D.shape) if need_D else None
             dX = _sum_to(step * (D @ Ut.mT), X.shape) if need_X else None
         return dD, dX, None, None, None, None, None
-
-
-def ista_codes(X: torch.Tensor, D: torch.Tensor, *, lam, step, T: int) -> torch.Tensor:
-    """Z_T of T layers of ISTA from z₀ = 0, without a graph: the forward of :func:`unrolled_ista`.
-
-    :class:`udl.ISTA` calls this when no gradient is needed, so codes are bit-for-bit the same
-    whether or not D requires grad. Inputs are assumed validated; λ > 0 (:func:`lean_applicable`).
-
-    Returns
-    -------
-    Z_T : (..., p, n)
-    """
-    with torch.no_grad():
-        _, batch, A, Bt, thr, _, _ = _prepare(X, D, lam, step, 1, "index")
-        return _untranspose(_forward(A, Bt, thr, T, None), batch)
 
 
 def unrolled_ista(X: torch.Tensor, D: torch.Tensor, *, lam, step, T: int, chunk: int | None = None,
@@ -627,11 +627,15 @@ def lean_gradients(X, D, *, lam, step, T: int, kinds=_KINDS, chunk: int | None =
     ae = [k for k in kinds if k != "dec"]
     with torch.no_grad():
         X, D = X.detach(), D.detach()
-        step, batch, A, Bt, thr, chunk, storage = _prepare(X, D, lam, step, chunk, storage)
-        n, p = Bt.shape[-2:]
-        store = SparseIterates(Bt.shape, Bt.dtype, Bt.device, chunk, storage) if ae and T > 0 else None
-        Zt = _forward(A, Bt, thr, T, store)
-        Z = _untranspose(Zt, batch)
+        step, batch, A, B, thr, chunk, storage = _prepare(X, D, lam, step, chunk, storage)
+        p, n = B.shape[-2:]
+        if ae and T > 0:
+            Bt = B.mT.contiguous()
+            store = SparseIterates(Bt.shape, Bt.dtype, Bt.device, chunk, storage)
+            Zt = _forward(A, Bt, thr, T, store)
+            Z = _untranspose(Zt, batch)
+        else:
+            Z = _codes(A, B, thr, T).view(batch + (p, n))
         R = D @ Z - X                                                  # (batch, m, n)
         g_dir = R @ Z.mT / n                                           # ∇₂L(Z_T, D) = g_dec
         out = {"dec": g_dir} if "dec" in kinds else {}
