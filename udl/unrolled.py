@@ -301,33 +301,17 @@ class _Reader:
 def _mask_rows(a2: torch.Tensor, u2: torch.Tensor, U2: torch.Tensor, it: Iterate, zero):
     """u ← M ⊙ a and U += u for stacked rows ``(S, L)``, M the non-zero mask of iterate ``it``.
 
-    With positions at hand (format "index", chunk 1): a memset and gather/scatter of the
-    non-zeros only (on CPU faster than a dense ``where``, which reads a bool mask and writes
-    every entry); else a dense ``where``.
-
-    Returns the S gathered value vectors (u's non-zeros, in the order of ``it.idx``) when
-    positions are at hand, else None.
+    Dense, multi-threaded passes (a ``where`` and an add; with two threads ~12 % faster over the
+    whole pass than scattering the non-zeros, which runs on one thread; same results: u is zero
+    off M). Returns the S vectors of u's non-zeros in the order of ``it.idx`` when positions are
+    at hand (format "index", chunk 1: the values of the CSR products), else None.
     """
+    mask = it.z.reshape(-1).bool() if it.mask is None else it.mask.reshape(-1)   # (bool cast: z ≠ 0)
+    torch.where(mask, a2, zero, out=u2)
+    U2.add_(u2)
     if it.idx is None:
-        mask = (it.z != 0) if it.mask is None else it.mask
-        torch.where(mask.reshape(-1), a2, zero, out=u2)
-        U2.add_(u2)
         return None
-    idx = it.idx
-    if a2.shape[0] <= 4:                        # row by row: 1-D index_add_ is the fast path
-        u2.zero_()
-        out = []
-        for a1, u1, U1 in zip(a2, u2, U2):
-            vals = a1.index_select(0, idx)
-            u1.index_add_(0, idx, vals)         # into zeros: a copy (the positions are distinct)
-            U1.index_add_(0, idx, vals)
-            out.append(vals)
-        return out
-    vals = a2.index_select(1, idx)
-    u2.zero_()
-    u2[:, idx] = vals
-    U2[:, idx] += vals
-    return list(vals)
+    return [u1.index_select(0, it.idx) for u1 in u2]
 
 
 # ----------------------------------------------------------------------------------------------
