@@ -45,3 +45,17 @@ def toy_claims(toy_package):
 def _isolated_cell_cache(tmp_path_factory, monkeypatch):
     """Keep `udl verify` calls in tests from reading or filling the user's `.udl-cache/`."""
     monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path_factory.mktemp("udl-cache")))
+
+
+@pytest.fixture
+def verify(toy_package, capsys):
+    """Call ``udl verify`` in-process on the toy claims; returns (status, stdout, stderr)."""
+    from udl import cli
+
+    def call(*args):
+        status = cli.main(["verify", "--claims-package", toy_package, "--profile", "quick", "--no-progress", *args])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return call
+

@@ -14,16 +14,9 @@ from udl import cli, harness, results
 from udl.cache import CellCache
 from udl.harness import Context, RunInterrupted, run
 
+from _helpers import EXEC_PACKAGE, claims_section, tables_csv
+
 QUICK = "quick"
-EXEC_PACKAGE = str(Path(__file__).resolve().parent / "toy_claims_exec")
-
-
-def _claims_section(result) -> str:
-    return json.dumps(results.run_document(result)["claims"], sort_keys=True, allow_nan=True)
-
-
-def _csv(result) -> dict[str, str]:
-    return {cid: r.table.to_csv(index=False, lineterminator="\n") for cid, r in result.claims.items()}
 
 
 def _entries(directory) -> list[Path]:
@@ -48,7 +41,7 @@ def test_second_run_reads_every_finished_cell_and_is_identical(toy_claims, tmp_p
                            "executor": "SerialExecutor()", "cache": str(cache)}
     assert second.cells["cached"] == 12 and second.cells["computed"] == 2 and second.cells["errors"] == 2
     assert len(_entries(cache)) == 12
-    assert _claims_section(first) == _claims_section(second) and _csv(first) == _csv(second)
+    assert claims_section(first) == claims_section(second) and tables_csv(first) == tables_csv(second)
     a, b = results.load_run(tmp_path / "a").results, results.load_run(tmp_path / "b").results
     assert json.dumps(a["claims"], sort_keys=True) == json.dumps(b["claims"], sort_keys=True)
     assert b["diagnostics"]["cells"] == second.cells  # counts live in diagnostics, not in claims
@@ -112,7 +105,7 @@ def test_an_interrupted_run_resumes_and_recomputes_only_missing_cells(sleepy, tm
     resumed = run([claim], QUICK, 0, progress=False, cache=cache)
     assert resumed.cells["cached"] == 6 and resumed.cells["computed"] == 6
     assert sorted(calls) == [(k, c) for k in range(3, 6) for c in (False, True)]
-    assert _claims_section(resumed) == _claims_section(reference) and _csv(resumed) == _csv(reference)
+    assert claims_section(resumed) == claims_section(reference) and tables_csv(resumed) == tables_csv(reference)
 
 
 def test_errors_are_never_cached(sleepy, tmp_path):
@@ -137,7 +130,7 @@ def test_unreadable_entries_are_recomputed_and_no_temporary_files_remain(sleepy,
     entries[1].write_bytes(entries[1].read_bytes()[:20])  # truncated
     again = run([claim], QUICK, 0, progress=False, cache=cache)
     assert again.cells["computed"] == 2 and again.cells["cached"] == 10
-    assert _claims_section(again) == _claims_section(reference)
+    assert claims_section(again) == claims_section(reference)
     assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".pkl"]
 
 
@@ -159,16 +152,6 @@ def test_cache_path_that_is_a_file_is_rejected_before_computing(toy_claims, tmp_
 
 
 # --------------------------------------------------------------------------- udl verify
-@pytest.fixture
-def verify(toy_package, capsys):
-    def call(*args):
-        status = cli.main(["verify", "--claims-package", toy_package, "--profile", "quick", "--no-progress", *args])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return call
-
-
 def test_verify_caches_by_default_and_no_cache_recomputes(verify, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(cli.CACHE_ENV, raising=False)

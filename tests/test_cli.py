@@ -22,18 +22,6 @@ def _tree(directory) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def verify(toy_package, capsys):
-    """Call ``udl verify`` in-process on the toy claims; returns (status, stdout, stderr)."""
-
-    def call(*args):
-        status = cli.main(["verify", "--claims-package", toy_package, "--profile", "quick", "--no-progress", *args])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return call
-
-
-@pytest.fixture
 def earlier_run(verify, tmp_path):
     """An existing good run directory and a byte snapshot of it."""
     out = tmp_path / "run"

@@ -23,16 +23,9 @@ from udl import cli, executors, harness, results
 from udl.executors import Completed, ExecutorError, ProcessExecutor, SerialExecutor
 from udl.harness import run
 
+from _helpers import EXEC_PACKAGE, claims_section, tables_csv
+
 QUICK = "quick"
-EXEC_PACKAGE = str(Path(__file__).resolve().parent / "toy_claims_exec")
-
-
-def _claims_section(result) -> str:
-    return json.dumps(results.run_document(result)["claims"], sort_keys=True, allow_nan=True)
-
-
-def _csv(result) -> dict[str, str]:
-    return {cid: r.table.to_csv(index=False, lineterminator="\n") for cid, r in result.claims.items()}
 
 
 def _sleepy(**switches):
@@ -142,7 +135,7 @@ def test_completed_adapts_a_map_only_executor(toy_claims, serial_reference):
     assert items == [Completed(0, 2), Completed(1, 4), Completed(2, 6)]
     shipped = run(toy_claims, QUICK, 0, executor=_MapOnly(), progress=False)
     reference = {cid: r for cid, r in serial_reference.claims.items() if cid in toy_claims}
-    assert _csv(shipped) == {cid: r.table.to_csv(index=False, lineterminator="\n") for cid, r in reference.items()}
+    assert tables_csv(shipped) == {cid: r.table.to_csv(index=False, lineterminator="\n") for cid, r in reference.items()}
 
 
 def test_a_failing_map_only_executor_names_the_task(toy_claims):
@@ -231,8 +224,8 @@ def test_processes_match_serial_and_survive_a_worker_that_dies(toy_claims, seria
         threads = executor._start().submit(_probe().thread_settings).result()
         assert executor.restarts == 1  # the pool broke once, the cells in flight were retried
     assert (tmp_path / "E.1-1-crash").exists()
-    assert _claims_section(shipped) == _claims_section(serial_reference)
-    assert _csv(shipped) == _csv(serial_reference)
+    assert claims_section(shipped) == claims_section(serial_reference)
+    assert tables_csv(shipped) == tables_csv(serial_reference)
     assert shipped.cells["computed"] == 26 and shipped.cells["errors"] == 2  # T.2 raises (as serially)
     cap = executors.threads_per_worker(2)
     assert threads == {"torch": cap, "OMP_NUM_THREADS": str(cap), "MKL_NUM_THREADS": str(cap)}
@@ -259,8 +252,8 @@ def dask_executor(toy_claims):
 @pytest.mark.slow
 def test_dask_matches_serial_and_caps_worker_threads(toy_claims, serial_reference, dask_executor):
     shipped = run({**toy_claims, "E.1": _sleepy()}, QUICK, 0, executor=dask_executor, progress=False)
-    assert _claims_section(shipped) == _claims_section(serial_reference)
-    assert _csv(shipped) == _csv(serial_reference)
+    assert claims_section(shipped) == claims_section(serial_reference)
+    assert tables_csv(shipped) == tables_csv(serial_reference)
     assert shipped.cells["computed"] == 26 and shipped.cells["executor"] == "DaskExecutor(workers=2)"
     client = dask_executor.client
     workers = client.scheduler_info()["workers"]
@@ -293,7 +286,7 @@ def test_dask_matches_serial_on_real_claims(dask_executor):
         torch.set_num_threads(before)
     shipped = run(chosen, QUICK, 0, executor=dask_executor, progress=False)
     assert all(r.outcome != "ERROR" for r in serial.claims.values()), {c: r.error for c, r in serial.claims.items()}
-    assert _claims_section(shipped) == _claims_section(serial) and _csv(shipped) == _csv(serial)
+    assert claims_section(shipped) == claims_section(serial) and tables_csv(shipped) == tables_csv(serial)
 
 
 @pytest.mark.slow
@@ -319,7 +312,7 @@ def test_a_callers_client_is_used_and_left_open(toy_claims, serial_reference, da
     with executors.DaskExecutor(client=client) as borrowed:
         shipped = run({"T.1a": toy_claims["T.1a"]}, QUICK, 0, executor=borrowed, progress=False)
     assert client.status == "running" and borrowed.client is client
-    assert _csv(shipped)["T.1a"] == _csv(serial_reference)["T.1a"]
+    assert tables_csv(shipped)["T.1a"] == tables_csv(serial_reference)["T.1a"]
 
 
 def test_an_unreachable_scheduler_exits_2_naming_it(toy_package, tmp_path, capsys, monkeypatch):

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from ._format import fmt_number
 from .encoders import (CAPABILITIES, FISTA, ISTA, HardThresholdISTA, LambdaDecayISTA, NoThreshold,
                        UnscaledThresholdISTA)
 from .learned import LearnedStepISTA
@@ -335,14 +336,7 @@ def validate_encoder(encoder, *, device: str = "cpu", dtype: torch.dtype = torch
 
 # --------------------------------------------------------------------------- results
 def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}"
+    return fmt_number(value, plain=True)
 
 
 @dataclass
@@ -1237,26 +1231,6 @@ def _check_device(device: str) -> str:
     return device
 
 
-def _executor_and_cache(args):
-    from .cache import DEFAULT_DIR, CellCache
-    from .executors import make_executor, parse_spec
-
-    try:
-        kind, address = parse_spec(args.executor)
-    except ValueError as exc:
-        raise _usage(f"argument --executor: {exc}") from None
-    if args.workers is not None and (kind == "serial" or address is not None):
-        raise _usage(f"argument --workers: applies to --executor processes or dask, not {args.executor!r}")
-    cache = None
-    if not args.no_cache:
-        cache = CellCache(args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_DIR)
-        try:
-            cache.check()
-        except ValueError as exc:
-            raise _usage(f"argument --cache-dir: {exc}") from None
-    return make_executor(args.executor, workers=args.workers), cache
-
-
 def _load_claims_for_cli(args):
     from . import harness
 
@@ -1316,7 +1290,9 @@ def main_cli(args: argparse.Namespace) -> int:
                 validate_encoder(encoder, device=device, dtype=dtype)
     else:
         encoder = _load_for_cli(args.encoder, device, dtype)
-    executor, cache = _executor_and_cache(args)
+    from .cli import _executor_and_cache
+
+    executor, cache = _executor_and_cache(args, prog="udl audit")
     try:
         with executor:
             if args.matrix:

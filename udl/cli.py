@@ -15,11 +15,12 @@ finished cells are cached in ``--cache-dir`` (default ``.udl-cache``, or ``$UDL_
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from dataclasses import dataclass
 from typing import Callable
+
+from ._format import fmt_number
 
 __all__ = ["COMMANDS", "Command", "UsageError", "register", "build_parser", "main", "format_table"]
 
@@ -235,11 +236,7 @@ class _DefinitionError(Exception):
 
 
 def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}"
+    return fmt_number(value, plain=True)
 
 
 def _row(result) -> list[str]:
@@ -337,14 +334,18 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if run.ok or args.keep_going else EXIT_NOT_OK
 
 
-def _executor_and_cache(args: argparse.Namespace):
-    """The executor (not started) and the cache of a verify command; bad input raises UsageError."""
+def _executor_and_cache(args: argparse.Namespace, prog: str = "udl verify"):
+    """The executor (not started) and the cache of a command with the ``--executor``,
+    ``--workers``, ``--no-cache`` and ``--cache-dir`` options; bad input raises UsageError."""
     from udl.cache import DEFAULT_DIR, CellCache
     from udl.executors import make_executor, parse_spec
 
-    kind, address = parse_spec(args.executor)
+    try:
+        kind, address = parse_spec(args.executor)
+    except ValueError as exc:
+        raise UsageError(f"{prog}: error: argument --executor: {exc}") from None
     if args.workers is not None and (kind == "serial" or address is not None):
-        raise UsageError(f"udl verify: error: argument --workers: applies to --executor processes or dask, "
+        raise UsageError(f"{prog}: error: argument --workers: applies to --executor processes or dask, "
                          f"not {args.executor!r}")
     cache = None
     if not args.no_cache:
@@ -352,7 +353,7 @@ def _executor_and_cache(args: argparse.Namespace):
         try:
             cache.check()
         except ValueError as exc:
-            raise UsageError(f"udl verify: error: argument --cache-dir: {exc}") from exc
+            raise UsageError(f"{prog}: error: argument --cache-dir: {exc}") from exc
     return make_executor(args.executor, workers=args.workers), cache
 
 

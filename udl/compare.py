@@ -22,6 +22,8 @@ from pathlib import Path
 
 from udl import results as _results
 
+from ._format import fmt_number
+
 __all__ = ["CompareError", "load_record", "compare", "to_markdown", "to_json", "exit_status"]
 
 #: Outcomes that a PASS must not turn into.
@@ -186,12 +188,7 @@ def exit_status(diff: dict) -> int:
 
 
 def _f(value) -> str:
-    v = _num(value)
-    if v is None:
-        return "–"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    return f"{v:.4g}"
+    return fmt_number(_num(value))                 # NaN and non-numbers as a dash
 
 
 def _interval(i) -> str:

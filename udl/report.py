@@ -45,6 +45,8 @@ import pandas as pd
 
 from udl import results as _results
 
+from ._format import fmt_interval, fmt_number
+
 __all__ = ["FIGURES", "FigureSpec", "FigureSkipped", "RenderResult", "render", "register_figure",
            "REPORT_MD", "REPORT_HTML", "FIGURES_DIR"]
 
@@ -260,24 +262,8 @@ def _part(record: dict, name: str) -> dict | None:
     return parts.get(name)
 
 
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    return f"{v:.{digits}g}"
-
-
-def _fmt_interval(interval) -> str:
-    if not interval or len(interval) != 2:
-        return "–"
-    return f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+_fmt = fmt_number
+_fmt_interval = fmt_interval
 
 
 def _fmt_p(value) -> str:

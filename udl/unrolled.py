@@ -301,9 +301,8 @@ class _Reader:
 def _mask_rows(a2: torch.Tensor, u2: torch.Tensor, U2: torch.Tensor, it: Iterate, zero):
     """u ← M ⊙ a and U += u for stacked rows ``(S, L)``, M the non-zero mask of iterate ``it``.
 
-    Dense, multi-threaded passes (a ``where`` and an add; with two threads ~12 % faster over the
-    whole pass than scattering the non-zeros, which runs on one thread; same results: u is zero
-    off M). Returns the S vectors of u's non-zeros in the order of ``it.idx`` when positions are
+    Dense passes (a ``where`` and an add; in A/B runs as fast as scattering only the non-zeros,
+    and simpler; same results, u being zero off M). Returns the S vectors of u's non-zeros in the order of ``it.idx`` when positions are
     at hand (format "index", chunk 1: the values of the CSR products), else None.
     """
     mask = it.z.reshape(-1).bool() if it.mask is None else it.mask.reshape(-1)   # (bool cast: z ≠ 0)
@@ -411,22 +410,21 @@ def _codes(A, B, thr, T: int):
     return Z
 
 
-def _forward(A, Bt, thr, T: int, store: SparseIterates, sparse: bool | None = None):
+def _forward(A, Bt, thr, T: int, store: SparseIterates):
     """T layers from z₀ = 0 in the transposed layout, storing the iterates:
     zᵀ_{t+1} = P_θ(zᵀ_t Aᵀ + Bᵀ).
 
     A (N, p, p), Bt = Bᵀ (N, n, p), θ float or (N, 1, 1). Returns Z_Tᵀ (N, n, p) and fills
-    ``store`` (of shape (N, n, p)) with z_1ᵀ … z_Tᵀ. ``sparse`` (default :func:`sparse_layers`):
-    a layer whose input has few non-zeros (:data:`SPARSE_DENSITY`) multiplies it as CSR matrices
-    built from the store's positions (format "index", chunk 1; other formats keep dense layers).
+    ``store`` (of shape (N, n, p)) with z_1ᵀ … z_Tᵀ. Where :func:`sparse_layers` allows, a layer
+    whose input has few non-zeros (:data:`SPARSE_DENSITY`) multiplies it as CSR matrices built
+    from the store's positions (format "index", chunk 1; other formats keep dense layers).
     The loop allocates only what ``store`` keeps (and, in sparse layers, the CSR row offsets).
     """
     Z = torch.zeros_like(Bt)
     if T == 0:
         return Z
     N, n, p = Bt.shape
-    sparse = (sparse_layers(Bt) if sparse is None else sparse) and store.chunk == 1 \
-        and store.storage == "index"
+    sparse = sparse_layers(Bt) and store.chunk == 1 and store.storage == "index"
     At = A.mT.contiguous() if sparse else A.mT
     V = torch.empty_like(Bt)
     tmp = torch.empty_like(Bt) if isinstance(thr, torch.Tensor) else None
@@ -449,7 +447,7 @@ def _forward(A, Bt, thr, T: int, store: SparseIterates, sparse: bool | None = No
     return Z.clone()
 
 
-def _adjoint_pass(reader: _Reader, A, a_T, T: int, sparse: bool | None = None):
+def _adjoint_pass(reader: _Reader, A, a_T, T: int):
     """The adjoint recursion for S stacked initial adjoints, in the transposed layout.
 
     A : (N, p, p).  a_T : (S, N, n, p), S initial adjoints (∂L/∂Z_T)ᵀ per instance; the reader
@@ -458,7 +456,7 @@ def _adjoint_pass(reader: _Reader, A, a_T, T: int, sparse: bool | None = None):
     Uᵀ = Σ_t uᵀ_t (S, N, n, p). The layer loop works in preallocated buffers.
     """
     S, N, n, p = a_T.shape
-    sparse = sparse_layers(a_T[0]) if sparse is None else sparse
+    sparse = sparse_layers(a_T[0])
     A_rep = A if S == 1 else A.repeat(S, 1, 1)                         # (S·N, p, p), built once
     G = a_T.new_zeros(S, N, p, p)
     U = a_T.new_zeros(S, N, n, p)
@@ -473,7 +471,7 @@ def _adjoint_pass(reader: _Reader, A, a_T, T: int, sparse: bool | None = None):
             z_t = reader.get(t).z
             for s in range(S):
                 G[s].baddbmm_(u[s].mT, z_t)                             # G += u_t z_tᵀ
-            if sparse and vals is not None and _sparse_now(it.idx, L):
+            if sparse and _sparse_now(it.idx, L):                       # (idx given ⇔ vals given)
                 for s, mats in enumerate(_csr_per_instance(it.idx, vals, N, n, p)):
                     for b, M in enumerate(mats):
                         a[s, b].addmm_(M, A[b], beta=0)                 # aᵀ_t = uᵀ_t A
