@@ -15,7 +15,7 @@ Prints, against targets:
 
 FLOP counts are those of the dense matmuls: a layer costs 2·p²·n forward and twice that backward
 (A·u and the accumulation u·zᵀ), so forward + backward = 3·2·p²·n per layer per instance. On CPU,
-layers whose input is sparse (udl.unrolled.SPARSE_DENSITY) multiply it as a CSR matrix and do
+layers whose input is sparse (udl.core.unrolled.SPARSE_DENSITY) multiply it as a CSR matrix and do
 fewer flops (2·nnz·p); (a) then reports a *dense-equivalent* rate (the dense count / time: the
 time against what dense GEMMs at the matmul rate would need), prints the arithmetic actually
 done, and times the same pass with sparse layers off.
@@ -41,9 +41,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import udl  # noqa: E402
-from udl.encoders import Encoder  # noqa: E402
-from udl import unrolled  # noqa: E402
-from udl.unrolled import SparseIterates, gradient_sweep  # noqa: E402
+from udl.core.encoders import Encoder  # noqa: E402
+from udl.core import unrolled  # noqa: E402
+from udl.core.unrolled import SparseIterates, gradient_sweep  # noqa: E402
 
 LAM, STEP = 0.2, 0.2
 
@@ -129,7 +129,7 @@ def saved_bytes(fn):
 
 def _graph_bytes(variant, X, D, T):
     """Saved bytes of the graph of Z_T (variant: plain, index, bits), D requiring grad."""
-    from udl.unrolled import unrolled_ista
+    from udl.core.unrolled import unrolled_ista
     D_ = D.detach().clone().requires_grad_(True)
     if variant == "plain":
         return saved_bytes(lambda: PlainISTA()(X, D_, lam=LAM, step=STEP, T=T))
@@ -139,7 +139,7 @@ def _graph_bytes(variant, X, D, T):
 # --------------------------------------------------------------------------------------------
 def _peak_child(args):
     """Child process: peak memory growth of one forward + backward (g_ae-ls), printed as JSON."""
-    from udl.unrolled import unrolled_ista
+    from udl.core.unrolled import unrolled_ista
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     cfg = QUICK if args.quick else FULL
     X, D = instances(cfg["m"], cfg["p"], cfg["s"], cfg["n"], cfg["mem_batch"], device, dtype)

@@ -1,6 +1,6 @@
-"""The claims: one module per theorem, each defining :class:`udl.harness.Claim` subclasses.
+"""The claims: one module per theorem, each defining :class:`udl.engine.harness.Claim` subclasses.
 
-Adding a theorem is adding one file here: define a subclass of :class:`udl.harness.Claim`
+Adding a theorem is adding one file here: define a subclass of :class:`udl.engine.harness.Claim`
 with an ``id`` (and the other class attributes), ``simulate`` and ``decide``; :func:`discover`
 finds it. Modules whose name starts with ``_`` are not scanned (use them for shared helpers).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from udl.harness import Claim, discover as _discover
+from udl.engine.harness import Claim, discover as _discover
 
 __all__ = ["Claim", "discover"]
 

@@ -43,10 +43,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import udl
-from udl import stats
-from udl.harness import Claim, Context
-from udl.stats import Verdict, all_of
+from udl import core
+from udl.engine import Claim, Context, Verdict, all_of, stats
 
 __all__ = ["CodeConvergence", "LambdaFloor", "DictionaryTerm", "SupportRecovery", "BiasRemoval",
            "geometric_rates", "predicted_rates"]
@@ -99,14 +97,14 @@ def _iterates(encoder, X, D, *, lam, step, T):
         yield from encoder(X, D, lam=lam, step=step, T=T, return_path=True)[1:]
 
 
-def _instances(cell: dict, seeds, ctx: Context, **override) -> udl.Instances:
+def _instances(cell: dict, seeds, ctx: Context, **override) -> core.Instances:
     """Instances of a cell: m, p, s, n and init_scale / init_distance from the cell (or override)."""
     spec = {k: cell[k] for k in ("m", "p", "s", "n") if k in cell}
     for key in ("init_scale", "init_distance"):
         if key in cell:
             spec[key] = cell[key]
     spec.update(override)
-    return udl.make_instances(spec["m"], spec["p"], spec["s"], spec["n"],
+    return core.make_instances(spec["m"], spec["p"], spec["s"], spec["n"],
                               init_scale=float(spec.get("init_scale", 0.0)),
                               init_distance=spec.get("init_distance"),
                               seed=list(seeds), dtype=ctx.dtype, device=ctx.device)
@@ -354,7 +352,7 @@ class LambdaFloor(Claim):
     def simulate(self, cell, seeds, ctx):
         """Floor per (instance, λ) at D = D*."""
         inst = _instances(cell, seeds, ctx)
-        encoder = udl.NoThreshold() if ctx.control else ctx.encoder_under_test()
+        encoder = core.NoThreshold() if ctx.control else ctx.encoder_under_test()
         rows = []
         with torch.no_grad():
             for lam in _grid(cell["lam_lo"], cell["lam_hi"], cell["n_lam"]):
@@ -363,7 +361,7 @@ class LambdaFloor(Claim):
                 rows.append(pd.DataFrame({
                     "instance": np.arange(len(seeds)), "lam": float(lam), "floor": _np(err),
                     "floor_mean": _np(err_mean), "conv": _np(conv),
-                    "support_rate": _np(udl.support_recovery(Z, inst.Z_star)),
+                    "support_rate": _np(core.support_recovery(Z, inst.Z_star)),
                     "coherence": _np(inst.coherence)}))
         return pd.concat(rows, ignore_index=True)
 
@@ -439,7 +437,7 @@ class DictionaryTerm(Claim):
                     "instance": np.arange(len(seeds)), "delta": float(delta),
                     "delta_measured": _np(inst.delta.amax(dim=-1)), "floor": _np(err),
                     "floor_mean": _np(err_mean), "conv": _np(conv),
-                    "support_rate": _np(udl.support_recovery(Z, inst.Z_star))}))
+                    "support_rate": _np(core.support_recovery(Z, inst.Z_star))}))
         return pd.concat(rows, ignore_index=True)
 
     def decide(self, table):
@@ -594,11 +592,11 @@ class BiasRemoval(Claim):
         inst = _instances(cell, seeds, ctx)
         lam, step = float(cell["lam"]), float(cell["step"])
         if ctx.control:
-            variants = {"decay": (udl.LambdaDecayISTA(decay=1.0), lam),
-                        "hard": (udl.ISTA(), float(cell["tau"]) / step)}
+            variants = {"decay": (core.LambdaDecayISTA(decay=1.0), lam),
+                        "hard": (core.ISTA(), float(cell["tau"]) / step)}
         else:
-            variants = {"decay": (udl.LambdaDecayISTA(decay=float(cell["decay"])), lam),
-                        "hard": (udl.HardThresholdISTA(tau=float(cell["tau"])), lam)}
+            variants = {"decay": (core.LambdaDecayISTA(decay=float(cell["decay"])), lam),
+                        "hard": (core.HardThresholdISTA(tau=float(cell["tau"])), lam)}
         runs = {"fixed": (ctx.encoder_under_test(), lam), **variants}
         rows = []
         with torch.no_grad():
@@ -615,7 +613,7 @@ class BiasRemoval(Claim):
                     "code_error": _np(torch.stack(err)).ravel(),
                     "code_error_mean": _np(torch.stack(err_mean)).ravel(),
                     "support_rate": np.nan}))
-                rows[-1].loc[rows[-1]["T"] == T_max, "support_rate"] = _np(udl.support_recovery(Z, inst.Z_star))
+                rows[-1].loc[rows[-1]["T"] == T_max, "support_rate"] = _np(core.support_recovery(Z, inst.Z_star))
         return pd.concat(rows, ignore_index=True)
 
     def decide(self, table):

@@ -44,10 +44,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import udl
-from udl import stats
-from udl.harness import Claim, Context
-from udl.stats import Verdict, all_of
+from udl import core
+from udl.engine import Claim, Context, Verdict, all_of, stats
 
 __all__ = ["Contraction", "Neighbourhood", "contraction_factors", "plateaus", "lam_grid"]
 
@@ -82,9 +80,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def _instances(cell: dict, seeds, ctx: Context) -> udl.Instances:
+def _instances(cell: dict, seeds, ctx: Context) -> core.Instances:
     """Instances of a cell (m, p, s, n, init_scale, optional sign) on ctx's device and dtype."""
-    return udl.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
+    return core.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
                               init_scale=float(cell["init_scale"]), sign=str(cell.get("sign", "independent")),
                               seed=list(seeds), dtype=ctx.dtype, device=ctx.device)
 
@@ -100,11 +98,11 @@ def lam_grid(cell: dict) -> np.ndarray:
 
 
 def _errors(D: torch.Tensor, D_star: torch.Tensor):
-    e = udl.dictionary_error(D, D_star)
+    e = core.dictionary_error(D, D_star)
     return e["fro"], e["max_col"]
 
 
-def _own_loop(inst: udl.Instances, direction, *, lr: float, n_steps: int, progress=None):
+def _own_loop(inst: core.Instances, direction, *, lr: float, n_steps: int, progress=None):
     """Gradient steps D ← normalise(D − lr·direction(D)); errors (L+1, B) before and after each step.
 
     The update is the one of :func:`udl.train` with ``optimizer="gd", normalize=True``; the
@@ -115,7 +113,7 @@ def _own_loop(inst: udl.Instances, direction, *, lr: float, n_steps: int, progre
     fros, maxs = [fro], [mx]
     with torch.no_grad():
         for _ in range(n_steps):
-            D = udl.normalize_columns(D - lr * direction(D))
+            D = core.normalize_columns(D - lr * direction(D))
             fro, mx = _errors(D, inst.D_star)
             fros.append(fro)
             maxs.append(mx)
@@ -124,7 +122,7 @@ def _own_loop(inst: udl.Instances, direction, *, lr: float, n_steps: int, progre
     return torch.stack(fros), torch.stack(maxs)
 
 
-def _curves(fro: torch.Tensor, mx: torch.Tensor, inst: udl.Instances, **columns) -> pd.DataFrame:
+def _curves(fro: torch.Tensor, mx: torch.Tensor, inst: core.Instances, **columns) -> pd.DataFrame:
     """Long table of error trajectories: one row per (step, instance)."""
     L, B = fro.shape
     return pd.DataFrame({
@@ -243,12 +241,12 @@ class Contraction(Claim):
         n_steps = int(cell["n_steps"])
         if ctx.control:
             def ascent(D):   # descent on −g_dec: the sign of the update flipped, nothing else
-                return -udl.gradient(inst.X, D, kind="dec", lam=lam, step=step, T=T, encoder=encoder)
+                return -core.gradient(inst.X, D, kind="dec", lam=lam, step=step, T=T, encoder=encoder)
 
             fro, mx = _own_loop(inst, ascent, lr=lr, n_steps=n_steps, progress=ctx.progress)
             direction = "ascent"
         else:
-            tr = udl.train(inst.X, inst.D0, kind="dec", lam=lam, step=step, T=T, lr=lr, n_steps=n_steps,
+            tr = core.train(inst.X, inst.D0, kind="dec", lam=lam, step=step, T=T, lr=lr, n_steps=n_steps,
                            optimizer="gd", normalize=True, D_star=inst.D_star, encoder=encoder,
                            progress=ctx.progress)
             fro, mx = tr.dict_error, tr.dict_error_max
@@ -345,11 +343,11 @@ class Neighbourhood(Claim):
         rows = []
         for lam in lam_grid(cell):
             if ctx.control:
-                fro, mx = _own_loop(inst, lambda D: udl.oracle_gradient(inst.X, D, inst.Z_star),
+                fro, mx = _own_loop(inst, lambda D: core.oracle_gradient(inst.X, D, inst.Z_star),
                                     lr=lr, n_steps=n_steps, progress=ctx.progress)
                 estimator = "oracle"
             else:
-                tr = udl.train(inst.X, inst.D0, kind="dec", lam=float(lam), step=step, T=T, lr=lr,
+                tr = core.train(inst.X, inst.D0, kind="dec", lam=float(lam), step=step, T=T, lr=lr,
                                n_steps=n_steps, optimizer="gd", normalize=True, D_star=inst.D_star,
                                encoder=encoder, progress=ctx.progress)
                 fro, mx = tr.dict_error, tr.dict_error_max

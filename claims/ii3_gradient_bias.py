@@ -51,10 +51,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import udl
-from udl import stats
-from udl.harness import Claim, Context, canonical_cell
-from udl.stats import Verdict, all_of
+from udl import core
+from udl.engine import Claim, Context, canonical_cell, Verdict, all_of, stats
 
 __all__ = ["GradientLimit", "GradientOrdering", "LambdaScaling", "LearningNeighbourhood", "decay_rates"]
 
@@ -120,9 +118,9 @@ def _tick(ctx: Context, k: int = 1) -> None:
         ctx.progress(k)
 
 
-def _instances(cell: dict, seeds, ctx: Context, dtype=None) -> udl.Instances:
+def _instances(cell: dict, seeds, ctx: Context, dtype=None) -> core.Instances:
     """Instances of a cell (m, p, s, n, init_scale, sign from the cell)."""
-    return udl.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
+    return core.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
                               init_scale=float(cell.get("init_scale", 0.0)),
                               sign=str(cell.get("sign", "independent")), seed=list(seeds),
                               dtype=ctx.dtype if dtype is None else dtype, device=ctx.device)
@@ -140,10 +138,10 @@ def _gradient_curves(X, D, *, lam, step, depths, encoder) -> dict:
     Uses :func:`udl.gradient_sweep` (one forward pass, all depths) when the library has it,
     otherwise one :func:`udl.gradients` call per depth.
     """
-    sweep = getattr(udl, "gradient_sweep", None)
+    sweep = getattr(core, "gradient_sweep", None)
     if sweep is not None:
         return sweep(X, D, lam=lam, step=step, depths=list(depths), kinds=KINDS, encoder=encoder)
-    per = [udl.gradients(X, D, lam=lam, step=step, T=T, kinds=KINDS, encoder=encoder) for T in depths]
+    per = [core.gradients(X, D, lam=lam, step=step, T=T, kinds=KINDS, encoder=encoder) for T in depths]
     return {k: torch.stack([g[k] for g in per]) for k in KINDS}
 
 
@@ -197,11 +195,11 @@ def _simulate_curves(cell: dict, seeds, ctx: Context, *, T_max: int, with_hat: b
     lam, step = float(cell["lam"]), float(cell["step"])
     depths = _depths(T_max)
     with torch.no_grad():
-        g_star = udl.oracle_gradient(X, D, inst.Z_star)
+        g_star = core.oracle_gradient(X, D, inst.Z_star)
     out = {"depths": np.asarray(depths), "gstar_norm": _np(_fro(g_star)),
            "coherence": _np(inst.coherence), "init_error": _np(inst.init_error)}
     if with_hat:
-        g_hat, sol = udl.lasso_gradient(X, D, lam=lam, tol=HAT_TOL)
+        g_hat, sol = core.lasso_gradient(X, D, lam=lam, tol=HAT_TOL)
         out.update(ghat_norm=_np(_fro(g_hat)), gstar_hat=_np(_fro(g_hat - g_star)), kkt=_np(sol.kkt),
                    lasso_iter=np.full(len(seeds), sol.n_iter))
     curves = _gradient_curves(X, D, lam=lam, step=step, depths=depths, encoder=ctx.encoder_under_test())
@@ -474,15 +472,15 @@ class LambdaScaling(Claim):
     def simulate(self, cell, seeds, ctx):
         """‖g‖ per (instance, λ, estimator) at D = D*."""
         inst = _instances(cell, seeds, ctx)
-        encoder = udl.NoThreshold() if ctx.control else ctx.encoder_under_test()
+        encoder = core.NoThreshold() if ctx.control else ctx.encoder_under_test()
         X, D = inst.X, inst.D_star
         with torch.no_grad():
-            gstar = _np(_fro(udl.oracle_gradient(X, D, inst.Z_star)))
+            gstar = _np(_fro(core.oracle_gradient(X, D, inst.Z_star)))
         frames = []
         for lam in np.geomspace(float(cell["lam_lo"]), float(cell["lam_hi"]), int(cell["n_lam"])):
-            g, Z_T = udl.gradients(X, D, lam=float(lam), step=float(cell["step"]), T=int(cell["T"]),
+            g, Z_T = core.gradients(X, D, lam=float(lam), step=float(cell["step"]), T=int(cell["T"]),
                                    kinds=KINDS, encoder=encoder, return_code=True)
-            support = _np(udl.support_recovery(Z_T, inst.Z_star))
+            support = _np(core.support_recovery(Z_T, inst.Z_star))
             _tick(ctx)
             for k in KINDS:
                 frames.append(pd.DataFrame({
@@ -520,7 +518,7 @@ def _simulate_training(cell: dict, seeds, ctx: Context) -> dict:
     inst = _instances(cell, seeds, ctx)
     out = {"coherence": _np(inst.coherence), "init_error": _np(inst.init_error)}
     for k in KINDS:
-        tr = udl.train(inst.X, inst.D0, kind=k, lam=float(cell["lam"]), step=float(cell["step"]),
+        tr = core.train(inst.X, inst.D0, kind=k, lam=float(cell["lam"]), step=float(cell["step"]),
                        T=int(cell["T"]), lr=float(cell["lr"]), n_steps=int(cell["n_steps"]),
                        optimizer=str(cell["optimizer"]), normalize=True, D_star=inst.D_star,
                        encoder=ctx.encoder_under_test(), record_every=1)

@@ -53,10 +53,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import udl
-from udl import stats
-from udl.harness import Claim, Context
-from udl.stats import Verdict, all_of
+from udl import core
+from udl.engine import Claim, Context, Verdict, all_of, stats
 
 __all__ = ["StationaryIdentity", "TrainedStationarity", "DigitInterpretability", "stationarity_check", "load_digit_images"]
 
@@ -200,16 +198,16 @@ class StationaryIdentity(Claim):
     def simulate(self, cell, seeds, ctx):
         """One row per instance: the three errors, their tolerances and the worst ratio."""
         n, p, omega = int(cell["n"]), int(cell["p"]), float(cell["omega"])
-        inst = udl.make_instances(cell["m"], p, cell["s"], n + int(cell["n_new"]), init_scale=cell["init_scale"],
+        inst = core.make_instances(cell["m"], p, cell["s"], n + int(cell["n_new"]), init_scale=cell["init_scale"],
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
         with torch.no_grad():
             Z_all = ctx.encoder_under_test()(inst.X, inst.D0, lam=cell["lam"], step=cell["step"], T=cell["T"])
             X, Z, Z_new = inst.X[..., :n], Z_all[..., :n], Z_all[..., n:]
-            D, C = udl.stationary_dictionary(X, Z, omega=omega, return_contributions=True)
-            beta = udl.reconstruction_coefficients(X, Z, Z_new, omega=omega)
+            D, C = core.stationary_dictionary(X, Z, omega=omega, return_contributions=True)
+            beta = core.reconstruction_coefficients(X, Z, Z_new, omega=omega)
             if ctx.control:
                 D = _perturb(D, _noise(seeds, D.shape[-2:], salt=41, like=D), CONTROL_NOISE_A)
-            cond = udl.gram_condition(Z, omega=omega)
+            cond = core.gram_condition(Z, omega=omega)
             K = Z @ Z.mT + omega * torch.eye(p, dtype=Z.dtype, device=Z.device)
             D_ref = _reference_dictionary(X, Z, omega)
             nX, nC, nZ = _fro(X), _fro(C), _fro(Z)
@@ -263,7 +261,7 @@ def stationarity_check(X: torch.Tensor, D: torch.Tensor, residual: torch.Tensor,
     n, p = X.shape[-1], D.shape[-1]
     with torch.no_grad():
         Z = encoder(X, D, lam=lam, step=step, T=T)
-        D_tilde = udl.stationary_dictionary(X, Z, omega=n * omega)
+        D_tilde = core.stationary_dictionary(X, Z, omega=n * omega)
         H = Z @ Z.mT / n + omega * torch.eye(p, dtype=Z.dtype, device=Z.device)
         ev = torch.linalg.eigvalsh(H)
         nD, nX, nZ = _fro(D), _fro(X), _fro(Z)
@@ -275,7 +273,7 @@ def stationarity_check(X: torch.Tensor, D: torch.Tensor, residual: torch.Tensor,
         # of the computed residual, (n + p)·eps·(‖D‖‖Z̃‖² + ‖X‖‖Z̃‖)/n, divided by ω.
         slack = (n + p) * EPS * (cond * _fro(D_tilde) + (nD * nZ ** 2 + nX * nZ) / (n * omega)) / nD
         ratio = dev / (bound * (1 + (n + p) * EPS) + slack)
-        residual_dec = _fro(udl.decoder_gradient(X, D, Z) + omega * D)
+        residual_dec = _fro(core.decoder_gradient(X, D, Z) + omega * D)
     return dict(dev=dev, bound=bound, tight=tight, slack=slack, ratio=ratio, cond=cond,
                 residual_dec=residual_dec, loss=0.5 * (X - D @ Z).square().sum(dim=(-2, -1)) / n,
                 code_density=(Z != 0).to(X.dtype).mean(dim=(-2, -1)),
@@ -347,7 +345,7 @@ class TrainedStationarity(Claim):
 
     def simulate(self, cell, seeds, ctx):
         """Long table: one row per (instance, kind, train_step) with dev, bound, ratio, residuals."""
-        inst = udl.make_instances(cell["m"], cell["p"], cell["s"], cell["n"], init_scale=cell["init_scale"],
+        inst = core.make_instances(cell["m"], cell["p"], cell["s"], cell["n"], init_scale=cell["init_scale"],
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
         encoder = ctx.encoder_under_test()
         omega = float(cell["omega"])
@@ -357,7 +355,7 @@ class TrainedStationarity(Claim):
         noise = _noise(seeds, D.shape[-2:], salt=42, like=D) if ctx.control else None
         rows = []
         for step_l in _checkpoints(int(cell["n_steps"]), int(cell["n_checkpoints"])):
-            traj = udl.train(X, D, kind="dec", n_steps=step_l - done, record_every=max(1, step_l - done),
+            traj = core.train(X, D, kind="dec", n_steps=step_l - done, record_every=max(1, step_l - done),
                              **train_args)
             D, done = traj.D, step_l
             residual = traj.grad_norm[-1]
@@ -369,7 +367,7 @@ class TrainedStationarity(Claim):
         ae_steps = int(cell["ae_ls_steps"])
         if ae_steps and ae and not ctx.control and "differentiable" in getattr(encoder, "capabilities", ()):
             idx = torch.as_tensor(ae, device=X.device)
-            traj = udl.train(X[idx], inst.D0[idx], kind="ae-ls", n_steps=ae_steps, record_every=ae_steps,
+            traj = core.train(X[idx], inst.D0[idx], kind="ae-ls", n_steps=ae_steps, record_every=ae_steps,
                              **train_args)
             # the certificate of an ae-ls network for the g_dec identity is its g_dec residual
             # (recomputed); its own reported residual ‖g_ae-ls + ωD‖ is stored as residual_train.
@@ -420,7 +418,7 @@ def _residual_dec(X, D, omega, encoder, enc_args) -> torch.Tensor:
     """‖(DZ̃ − X)Z̃ᵀ/n + ωD‖_F at Z̃ = encoder(X, D): the g_dec residual of any dictionary."""
     with torch.no_grad():
         Z = encoder(X, D, **enc_args)
-        return _fro(udl.decoder_gradient(X, D, Z) + omega * D)
+        return _fro(core.decoder_gradient(X, D, Z) + omega * D)
 
 
 # --------------------------------------------------------------------------- II.4c
@@ -536,14 +534,14 @@ class DigitInterpretability(Claim):
         y_test = torch.as_tensor(labels[test_idx], device=ctx.device)
         encoder, omega = ctx.encoder_under_test(), float(cell["omega"])
         enc_args = dict(lam=cell["lam"], step=cell["step"], T=int(cell["T"]))
-        traj = udl.train(X, udl.normalize_columns(torch.as_tensor(D0).to(**dev)), kind="dec",
+        traj = core.train(X, core.normalize_columns(torch.as_tensor(D0).to(**dev)), kind="dec",
                          n_steps=int(cell["n_steps"]), lr=float(cell["lr"]), normalize=False, omega=omega,
                          encoder=encoder, record_every=max(1, int(cell["n_steps"])), **enc_args)
         D = traj.D
         with torch.no_grad():
             Z, Z_test = encoder(X, D, **enc_args), encoder(X_test, D, **enc_args)
-            D_tilde, C = udl.stationary_dictionary(X, Z, omega=n_train * omega, return_contributions=True)
-            beta = udl.reconstruction_coefficients(X, Z, Z_test, omega=n_train * omega)   # (B, n_train, n_test)
+            D_tilde, C = core.stationary_dictionary(X, Z, omega=n_train * omega, return_contributions=True)
+            beta = core.reconstruction_coefficients(X, Z, Z_test, omega=n_train * omega)   # (B, n_train, n_test)
             # (i) labels of the top-β training examples
             top = beta.topk(TOP_K, dim=1).indices                                  # (B, k, n_test)
             top_labels = _gather_cols(y_look, top)                                 # (B, k, n_test)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from udl import results
+from udl.engine import results
 
 #: toy claims for the executor and cache tests (slow cells, cells that fail, …)
 EXEC_PACKAGE = str(Path(__file__).resolve().parent / "toy_claims_exec")

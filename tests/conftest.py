@@ -36,7 +36,7 @@ def toy_package() -> str:
 @pytest.fixture(scope="session")
 def toy_claims(toy_package):
     """The toy claims, ``{id: instance}``."""
-    from udl.harness import discover
+    from udl.engine.harness import discover
 
     return discover(toy_package)
 
@@ -50,7 +50,7 @@ def _isolated_cell_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def verify(toy_package, capsys):
     """Call ``udl verify`` in-process on the toy claims; returns (status, stdout, stderr)."""
-    from udl import cli
+    from udl.app import cli
 
     def call(*args):
         status = cli.main(["verify", "--claims-package", toy_package, "--profile", "quick", "--no-progress", *args])

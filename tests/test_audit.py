@@ -1,4 +1,4 @@
-"""udl.audit: check_encoder, expected failures, NOT APPLICABLE, parametrize_with_claims, the matrix,
+"""udl.app.audit: check_encoder, expected failures, NOT APPLICABLE, parametrize_with_claims, the matrix,
 the `udl audit` command, encoder specs, and the learned-step encoder.
 
 Fast by design: the toy claims of tests/audit_claims run in milliseconds; three cheap real claims
@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import udl
-from udl import audit
-from udl.audit import (AuditResult, ClaimNotHeld, Declared, EncoderInterfaceError, EncoderSpecError, check_encoder,
+from udl.app import audit
+from udl.app.audit import (AuditResult, ClaimNotHeld, Declared, EncoderInterfaceError, EncoderSpecError, check_encoder,
                        encoder_matrix, load_encoder, matrix_grid, parametrize_with_claims, validate_encoder)
-from udl.cli import main
-from udl.harness import discover
+from udl.app.cli import main
+from udl.engine.harness import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT_PACKAGE = str(Path(__file__).resolve().parent / "audit_claims")
@@ -124,7 +124,7 @@ def test_controls_option_runs_the_negative_controls(toy):
 
 
 def test_frames_json_and_audit_directory(toy, tmp_path):
-    from udl.results import load_run
+    from udl.engine.results import load_run
 
     result = check_encoder(_enc("Detached"), claims=toy, expected_failures={"A.3": "r"})
     frame = result.to_frame()
@@ -141,7 +141,7 @@ def test_frames_json_and_audit_directory(toy, tmp_path):
 # --------------------------------------------------------------------------- encoder specs and interface
 def test_load_encoder_specs():
     assert type(load_encoder("udl:ISTA")) is udl.ISTA
-    assert type(load_encoder("udl.encoders:FISTA")) is udl.FISTA
+    assert type(load_encoder("udl.core.encoders:FISTA")) is udl.FISTA
     assert type(load_encoder("hard-threshold")) is udl.HardThresholdISTA
     assert load_encoder(f"{ENCODERS}:INSTANCE").name == "fista"  # an encoder object is used as is
     mine = load_encoder(f"{EXAMPLE}:make_encoder")
@@ -156,7 +156,7 @@ def test_load_encoder_specs():
     ("udl:nope", "has no attribute 'nope'"),
     ("udl:", "expected MODULE:FACTORY"),
     ("missing/file.py:f", "no such file"),
-    ("udl.encoders:CAPABILITIES", "neither a factory nor an encoder"),
+    ("udl.core.encoders:CAPABILITIES", "neither a factory nor an encoder"),
     (f"{ENCODERS}:raises", "calling the factory raised RuntimeError: factory exploded"),
 ])
 def test_bad_encoder_specs(spec, message):
@@ -379,7 +379,7 @@ def test_learned_step_learn_lowers_the_code_error_and_repr_tells_encoders_apart(
         return float(((Z - inst.Z_star).square().sum() / inst.Z_star.square().sum()))
 
     assert err(learned) < 0.9 * err(plain)
-    assert float(learned.step_scales.max()) <= udl.learned.MAX_STEP_SCALE
+    assert float(learned.step_scales.max()) <= udl.core.learned.MAX_STEP_SCALE
     assert repr(learned) != repr(plain) and "digest=" in repr(learned)
     assert repr(pickle.loads(pickle.dumps(learned))) == repr(learned)
     frozen_thresholds = udl.LearnedStepISTA.learn(inst.X, inst.D_star, n_steps=5, learn_thresholds=False, **kw)

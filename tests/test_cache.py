@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from udl import cli, harness, results
-from udl.cache import CellCache
-from udl.harness import Context, RunInterrupted, run
+from udl.app import cli
+from udl.engine import harness, results
+from udl.engine.cache import CellCache
+from udl.engine.harness import Context, RunInterrupted, run
 
 from _helpers import EXEC_PACKAGE, claims_section, tables_csv
 

@@ -1,6 +1,6 @@
 """Every real claim in claims/ PASSES at the chosen profile and its negative control FAILS.
 
-Runs through the same engine function as `udl verify` (``udl.harness.run``): one run over all
+Runs through the same engine function as `udl verify` (``udl.engine.harness.run``): one run over all
 collected claims (so the Holm family is the same as the command's), shared by the
 parametrised tests. Options (see conftest.py): ``--claims-profile`` (default quick),
 ``--claims-seed`` (default 0), ``--claims-out DIR`` (write the run directory there, exactly as
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from claims import discover
-from udl.harness import Context, run
+from udl.engine.harness import Context, run
 
 CLAIMS = discover()
 PARAMS = list(CLAIMS) or [pytest.param(None, id="no-claims",

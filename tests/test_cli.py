@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from udl import cli, results
+from udl.app import cli
+from udl.engine import results
 
 
 
@@ -147,7 +148,7 @@ def test_console_script_entry_point_is_cli_main():
     from importlib import metadata
 
     (entry,) = [e for e in metadata.entry_points(group="console_scripts") if e.name == "udl"]
-    assert entry.value == "udl.cli:main" and entry.load() is cli.main
+    assert entry.value == "udl.app.cli:main" and entry.load() is cli.main
 
 
 @pytest.mark.slow

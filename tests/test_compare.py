@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from udl import cli, compare, harness, results
+from udl.app import cli, compare
+from udl.engine import harness, results
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from udl import cli, executors, harness, results
-from udl.executors import Completed, ExecutorError, ProcessExecutor, SerialExecutor
-from udl.harness import run
+from udl.app import cli
+from udl.engine import executors, harness, results
+from udl.engine.executors import Completed, ExecutorError, ProcessExecutor, SerialExecutor
+from udl.engine.harness import run
 
 from _helpers import EXEC_PACKAGE, claims_section, tables_csv
 

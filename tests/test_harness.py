@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from udl import harness, results
-from udl.executors import Executor, SerialExecutor
-from udl.harness import Context, instance_seeds, run
+from udl.engine import harness, results
+from udl.engine.executors import Executor, SerialExecutor
+from udl.engine.harness import Context, instance_seeds, run
 
 QUICK = "quick"
 
@@ -189,7 +189,7 @@ def _write_package(root, name, files):
 
 
 _CLAIM_SOURCE = """
-    from udl.harness import Claim
+    from udl.engine.harness import Claim
     P = {"cells": [{"a": 1}], "n_instances": 2}
     class C(Claim):
         id = "{id}"

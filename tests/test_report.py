@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from udl import cli, harness, report, results, stats
-from udl.harness import Claim
+from udl.app import cli, report
+from udl.engine import harness, results, stats
+from udl.engine.harness import Claim
 
 _QUICK = {"cells": [{"m": 10}], "n_instances": 6}
 _PROFILES = {"quick": _QUICK, "ci": _QUICK, "paper": _QUICK}

@@ -1,4 +1,4 @@
-"""Decision rules of udl.stats on synthetic data with known answers, and calibration."""
+"""Decision rules of udl.engine.stats on synthetic data with known answers, and calibration."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from udl import stats
-from udl.stats import Verdict
+from udl.engine import stats
+from udl.engine.stats import Verdict
 
 #: Confidence of the Clopper–Pearson intervals used to judge Monte-Carlo rates in the
 #: calibration tests: 99.9% keeps a correct rule from failing the test by chance (once in a

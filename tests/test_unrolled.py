@@ -1,4 +1,4 @@
-"""The lean backward pass through unrolled ISTA (udl.unrolled) against plain autograd.
+"""The lean backward pass through unrolled ISTA (udl.core.unrolled) against plain autograd.
 
 Reference: a hand-written ISTA loop z ← P_{αλ}(z − α Dᵀ(Dz − x)) differentiated by autograd,
 independent of the library. Everything in float64 at tiny sizes; the lean pass reorders sums
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import udl
-from udl.unrolled import (STORAGES, SparseIterates, _UnrolledISTA, gradient_sweep, pack_bits,
+from udl.core.unrolled import (STORAGES, SparseIterates, _UnrolledISTA, gradient_sweep, pack_bits,
                           unpack_bits, unrolled_ista)
 
 LAM, STEP = 0.2, 0.2
@@ -215,7 +215,7 @@ def test_gradcheck():
 def csr_layers(monkeypatch):
     """Sparse layers at any size, for inputs with at most ``density`` non-zeros (set by the test);
     counts the CSR products so that a test fails if the sparse path silently went unused."""
-    import udl.unrolled as unrolled
+    import udl.core.unrolled as unrolled
     monkeypatch.setattr(unrolled, "SPARSE_MIN_MACS", 0)
     calls = []
     real = unrolled._csr_per_instance
@@ -283,7 +283,7 @@ def test_csr_layers_only_where_iterates_are_stored(csr_layers):
 
 
 def test_sparse_layers_only_on_cpu_and_large_products():
-    from udl.unrolled import SPARSE_MIN_MACS, sparse_layers
+    from udl.core.unrolled import SPARSE_MIN_MACS, sparse_layers
     small = torch.zeros(1, 30, 10)                       # n = 30, p = 10: 3 000 multiply-adds
     assert not sparse_layers(small)
     p = 150
@@ -363,7 +363,7 @@ def test_sweep_depths_and_kinds(kinds, chunk, storage, max_stack):
 def test_sweep_compact_dense_and_switch(monkeypatch, fraction, max_stack):
     """Compact phase throughout (1e9), dense throughout (0), or a switch part-way (0.5: on this
     problem the compact/dense cost ratio runs from 0.7 at the first layer to 0.4 at the last)."""
-    import udl.unrolled as unrolled
+    import udl.core.unrolled as unrolled
     monkeypatch.setattr(unrolled, "COMPACT_FLOP_FRACTION", fraction)
     lam = 0.5
     X, D = problem((2,), m=10, p=20, n=40, seed=71, s=2)

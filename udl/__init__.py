@@ -19,33 +19,45 @@ z_t, Z_T    (..., p, n)        ISTA iterate t / encoder output after T layers
 μ           (...)              mutual coherence max_{i≠j} |⟨D*_i, D*_j⟩|
 δ_j         (..., p)           column distance ‖D_j − D*_j‖
 g           (..., m, p)        gradient with respect to D (dec, ae-lasso, ae-ls, g*, ĝ)
-G           (..., n, n)        Z̃ᵀZ̃ + ωI (never formed: see udl.interpret)
+G           (..., n, n)        Z̃ᵀZ̃ + ωI (never formed: see udl.core.interpret)
 β           (..., n, k)        reconstruction coefficients G⁻¹Z̃ᵀẑ
 ==========  =================  ==========================================================
 
+Layers (each imports only those below it; ``lint-imports`` enforces it, see
+``docs/architecture.md``):
+
+* :mod:`udl.core` — the mathematics (instances, encoders, lean backward, gradients, training,
+  interpretation, metrics);
+* :mod:`udl.engine` — the claims engine (claim anatomy, cells and seeds, runner, decision rules,
+  executors, cache, run directories); its ``__init__`` is the facade for claim authors;
+* the claims (the top-level ``claims/`` package), one module per theorem;
+* :mod:`udl.app` — the applications (``udl`` command, report, compare, audit).
+
+``import udl`` loads the core only; :func:`check_encoder` and :func:`parametrize_with_claims`
+(application layer) are loaded on first use.
+
 Losses average over examples: L = ½‖X − DZ‖²_F / n; the lasso loss adds λ‖Z‖₁ / n.
 """
-from .data import Instances, coherence, make_instances, normalize_columns
-from .encoders import (CAPABILITIES, FISTA, ISTA, Encoder, HardThresholdISTA, LambdaDecayISTA,
-                       NoThreshold, UnscaledThresholdISTA, hard_threshold, ista, soft_threshold)
-from .gradients import (KINDS, ConvergenceError, LassoSolution, decoder_gradient, gradient, gradients,
-                        kkt_violation, lasso_gradient, lasso_solve, oracle_gradient)
-from .interpret import contributions, gram_condition, reconstruction_coefficients, stationary_dictionary
-from .metrics import align, code_error, dictionary_error, relative_error, support_recovery
-from .training import Trajectory, train
-from .unrolled import gradient_sweep
-from .learned import LearnedStepISTA
-from .audit import check_encoder, parametrize_with_claims
+from udl import _compat
+from udl.core import *  # noqa: F401,F403  (the public core API)
+from udl.core import __all__ as _core_all
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Instances", "make_instances", "normalize_columns", "coherence",
-    "CAPABILITIES", "Encoder", "ISTA", "FISTA", "HardThresholdISTA", "LambdaDecayISTA", "NoThreshold",
-    "UnscaledThresholdISTA", "soft_threshold", "hard_threshold", "ista",
-    "KINDS", "gradient", "gradients", "decoder_gradient", "oracle_gradient", "lasso_solve",
-    "lasso_gradient", "kkt_violation", "LassoSolution", "ConvergenceError",
-    "contributions", "stationary_dictionary", "reconstruction_coefficients", "gram_condition",
-    "align", "dictionary_error", "code_error", "support_recovery", "relative_error",
-    "Trajectory", "train", "gradient_sweep",
-]
+#: Application-layer names exported lazily (importing them loads udl.app.audit, torch-heavy).
+_LAZY = {"check_encoder": "udl.app.audit", "parametrize_with_claims": "udl.app.audit"}
+
+__all__ = [*_core_all, *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'udl' has no attribute {name!r}")
+
+
+_compat.install()

@@ -1,5 +1,5 @@
 """``python -m udl``: the same as the ``udl`` command."""
 
-from udl.cli import main
+from udl.app.cli import main
 
 raise SystemExit(main())

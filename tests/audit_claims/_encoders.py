@@ -1,11 +1,11 @@
 """Encoders for tests/test_audit.py, loadable by a file spec (``tests/audit_claims/_encoders.py:NAME``).
 
-The leading underscore keeps :func:`udl.harness.discover` from scanning this module for claims.
+The leading underscore keeps :func:`udl.engine.harness.discover` from scanning this module for claims.
 """
 import torch
 
 import udl
-from udl.audit import Declared
+from udl.app.audit import Declared
 
 
 def broken():

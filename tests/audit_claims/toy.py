@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 
 import udl
-from udl import stats
-from udl.harness import Claim
+from udl.engine import stats
+from udl.engine.harness import Claim
 
 _CELL = dict(m=10, p=20, s=2, n=10, lam=0.3, step=0.2, T=30)
 _PROFILES = {"quick": {"cells": [_CELL], "n_instances": 20}, "ci": {"cells": [_CELL], "n_instances": 20},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from udl.harness import Claim
+from udl.engine.harness import Claim
 
 _PROFILE = {"cells": [{"size": 3}], "n_instances": 5}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from udl import stats
-from udl.harness import Claim
+from udl.engine import stats
+from udl.engine.harness import Claim
 
 BAND = 0.15  # half-width of the band around 1/2 that counts as "near"
 BIASED = 0.8  # head probability of the control's coin: far outside the band

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from udl import stats
-from udl.harness import Claim
+from udl.engine import stats
+from udl.engine.harness import Claim
 
 WINS = 16
 _PROFILE = {"cells": [{"pairs": 20}], "n_instances": 20}

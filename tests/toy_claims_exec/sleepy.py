@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from udl import stats
-from udl.harness import Claim
+from udl.engine import stats
+from udl.engine.harness import Claim
 
 CALLS: list[tuple[int, bool]] = []
 _PROFILE = {"cells": [{"k": k} for k in range(6)], "n_instances": 4}

@@ -1,6 +1,6 @@
 r"""Reports: the paper's figures with bands, ``report.md`` and a self-contained ``report.html``.
 
-Everything here is drawn from a stored run directory (:func:`udl.results.load_run`): the
+Everything here is drawn from a stored run directory (:func:`udl.engine.results.load_run`): the
 ``results.json`` record and the tidy tables ``tables/<claim-id>.csv.gz``. Nothing is simulated or
 decided again — a figure that needs a fitted line takes the fit from the stored verdict or fits
 the stored points (a presentation fit, never a new decision). The one outside input is
@@ -43,9 +43,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from udl import results as _results
+from udl.engine import results as _results
 
-from ._format import fmt_interval, fmt_number
+from udl.app._format import fmt_interval, fmt_number
 
 __all__ = ["FIGURES", "FigureSpec", "FigureSkipped", "RenderResult", "render", "register_figure",
            "REPORT_MD", "REPORT_HTML", "FIGURES_DIR"]
@@ -401,7 +401,7 @@ def _fig_ii1c(fi: FigureInput):
                  "recovered exactly, supp(z_T) = supp(z*), against T, with the Clopper–Pearson interval at "
                  "the claim's α (band) and the claim's threshold 0.9 (dashed).")
 def _fig_ii1d(fi: FigureInput):
-    from udl.stats import clopper_pearson
+    from udl.engine.stats import clopper_pearson
 
     t = fi.table
     fi.need("T", "recovered")
@@ -1389,7 +1389,7 @@ def render(run_dir: str | Path, out_dir: str | Path | None = None) -> RenderResu
     Parameters
     ----------
     run_dir : path
-        A run directory written by :func:`udl.results.write_run`.
+        A run directory written by :func:`udl.engine.results.write_run`.
     out_dir : path, optional
         Where to write (default: the run directory itself). Created if needed; only
         ``report.md``, ``report.html`` and ``figures/`` there are replaced.

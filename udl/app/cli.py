@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from ._format import fmt_number
+from udl.app._format import fmt_number
 
 __all__ = ["COMMANDS", "Command", "UsageError", "register", "build_parser", "main", "format_table"]
 
@@ -136,7 +136,7 @@ def _seed(text: str) -> int:
 
 
 def _executor_spec(text: str) -> str:
-    from udl.executors import parse_spec
+    from udl.engine.executors import parse_spec
 
     try:
         parse_spec(text)
@@ -214,7 +214,7 @@ def _check_device(device: str) -> str:
 
 
 def _selected_claims(args: argparse.Namespace) -> dict:
-    from udl import harness
+    from udl.engine import harness
 
     try:
         available = harness.discover(args.claims_package)
@@ -297,7 +297,7 @@ def _list_claims(claims: dict) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import torch
 
-    from udl import harness, results
+    from udl.engine import harness, results
 
     device = _check_device(args.device)
     try:
@@ -337,8 +337,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _executor_and_cache(args: argparse.Namespace, prog: str = "udl verify"):
     """The executor (not started) and the cache of a command with the ``--executor``,
     ``--workers``, ``--no-cache`` and ``--cache-dir`` options; bad input raises UsageError."""
-    from udl.cache import DEFAULT_DIR, CellCache
-    from udl.executors import make_executor, parse_spec
+    from udl.engine.cache import DEFAULT_DIR, CellCache
+    from udl.engine.executors import make_executor, parse_spec
 
     try:
         kind, address = parse_spec(args.executor)
@@ -359,7 +359,7 @@ def _executor_and_cache(args: argparse.Namespace, prog: str = "udl verify"):
 
 def _start(executor) -> None:
     """Connect to a Dask scheduler before computing: an unreachable one is bad input (exit 2)."""
-    from udl.executors import DaskExecutor, ExecutorError
+    from udl.engine.executors import DaskExecutor, ExecutorError
 
     if isinstance(executor, DaskExecutor) and executor.address is not None:
         try:
@@ -375,7 +375,7 @@ register("verify", "run the claims and write a run directory", _configure_verify
 def _render_report(out) -> None:
     """Render the report of a freshly written run; a failure never loses the run (stderr note)."""
     try:
-        from udl import report
+        from udl.app import report
 
         rendered = report.render(out)
     except Exception as exc:  # the results are on disk already: report and carry on
@@ -397,10 +397,10 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from udl import report
+    from udl.app import report
 
     try:
-        from udl.compare import load_record
+        from udl.app.compare import load_record
 
         load_record(args.run_dir)
     except ValueError as exc:
@@ -425,7 +425,7 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from udl import compare
+    from udl.app import compare
 
     records = []
     for name, path in (("OLD_RUN", args.old_run), ("NEW_RUN", args.new_run)):
@@ -456,13 +456,13 @@ register("compare", "compare two runs: verdict changes, statistics beyond their 
 
 # --------------------------------------------------------------------------- audit
 def _configure_audit(parser: argparse.ArgumentParser) -> None:
-    from udl.audit import configure_cli
+    from udl.app.audit import configure_cli
 
     configure_cli(parser)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from udl.audit import main_cli
+    from udl.app.audit import main_cli
 
     return main_cli(args)
 

@@ -1,7 +1,7 @@
 """A cache of finished cells, so that an interrupted or repeated run recomputes only what is missing.
 
 One entry per finished cell task (claim × parameter cell × control flag): the annotated
-table that :func:`udl.harness.simulate_cell` returned, pickled. The key is a sha256 of
+table that :func:`udl.engine.harness.simulate_cell` returned, pickled. The key is a sha256 of
 
 - the **code version**: every ``*.py`` file of the ``udl`` package and of the package (or
   module) of each class in the claim's MRO (for ``claims/``: every claim module, shared
@@ -182,7 +182,7 @@ class CellCache:
     Examples
     --------
     >>> cache = CellCache(".udl-cache")            # doctest: +SKIP
-    >>> udl.harness.run(claims, "quick", 0, cache=cache)  # doctest: +SKIP
+    >>> udl.engine.harness.run(claims, "quick", 0, cache=cache)  # doctest: +SKIP
     """
 
     def __init__(self, directory: str | os.PathLike = DEFAULT_DIR):
@@ -214,8 +214,8 @@ class CellCache:
         return cached[1]
 
     def key(self, task) -> tuple[str, str] | None:
-        """``(code version, key)`` of a :class:`~udl.harness.CellTask`, or None when uncacheable."""
-        from udl.harness import canonical_cell
+        """``(code version, key)`` of a :class:`~udl.engine.harness.CellTask`, or None when uncacheable."""
+        from udl.engine.harness import canonical_cell
 
         try:
             version, claim = self._claim_identity(task.claim)
@@ -239,7 +239,7 @@ class CellCache:
 
     # ----------------------------------------------------------------- entries
     def load(self, task, key: tuple[str, str] | None):
-        """The cached :class:`~udl.harness.CellOutcome` of ``task``, or None (a miss)."""
+        """The cached :class:`~udl.engine.harness.CellOutcome` of ``task``, or None (a miss)."""
         if key is None:
             return None
         path = self._path(task, key)
@@ -254,7 +254,7 @@ class CellCache:
         if not isinstance(entry, dict) or entry.get("key") != key[1] or "table" not in entry:
             self.stats.unreadable += 1
             return None
-        from udl.harness import CellOutcome
+        from udl.engine.harness import CellOutcome
 
         self.stats.hits += 1
         return CellOutcome(entry["table"], None, None, 0.0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_matrix, check_positive, check_same_batch
+from udl.core._validate import check_matrix, check_positive, check_same_batch
 
 __all__ = ["contributions", "stationary_dictionary", "reconstruction_coefficients", "gram_condition"]
 

@@ -9,7 +9,7 @@ a :class:`Verdict`) and what its negative control is (``simulate`` under
 :func:`run` executes claims at a profile: for every claim and parameter cell it derives the
 instance seeds (:func:`instance_seeds`), ships ``simulate`` through an executor, adds the
 engine columns, decides, runs the control with the same seeds, Holm-adjusts the PASS tests
-across the run, and optionally writes a run directory (:mod:`udl.results`).
+across the run, and optionally writes a run directory (:mod:`udl.engine.results`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from udl import stats
-from udl import executors as _executors
-from udl.executors import Executor, SerialExecutor
-from udl.stats import OUTCOMES, Verdict
+from udl.engine import stats
+from udl.engine import executors as _executors
+from udl.engine.executors import Executor, SerialExecutor
+from udl.engine.stats import OUTCOMES, Verdict
 
 __all__ = [
     "OUTCOMES",
@@ -108,7 +108,7 @@ class Context:
 
     def encoder_under_test(self):
         """``encoder`` if one was given, else the reference :class:`udl.ISTA`."""
-        from udl.encoders import ISTA
+        from udl.core.encoders import ISTA
 
         return ISTA() if self.encoder is None else self.encoder
 
@@ -166,7 +166,7 @@ class Claim:
     def decide(self, table: pd.DataFrame) -> Verdict:
         """Decide from the concatenated table of all cells (engine columns present).
 
-        Must be a pure function of ``table`` (typically one call into :mod:`udl.stats`).
+        Must be a pure function of ``table`` (typically one call into :mod:`udl.engine.stats`).
         """
         raise NotImplementedError
 
@@ -665,18 +665,18 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
     ctx : Context, optional
         Device/dtype/encoder (default ``Context()``); its ``control`` is set per task.
     executor : Executor, optional
-        Where cells are simulated (default :class:`~udl.executors.SerialExecutor`); see
-        :mod:`udl.executors` for local processes and Dask. The caller closes it.
+        Where cells are simulated (default :class:`~udl.engine.executors.SerialExecutor`); see
+        :mod:`udl.engine.executors` for local processes and Dask. The caller closes it.
     out_dir : path, optional
-        When given, the run directory is written there atomically (:mod:`udl.results`);
+        When given, the run directory is written there atomically (:mod:`udl.engine.results`);
         the target is checked before anything is computed.
     controls : bool
         Also run every claim's negative control (same seeds).
     progress : bool
         Show a progress bar on stderr (one tick per cell; only when stderr is a TTY).
-    cache : udl.cache.CellCache or path, optional
+    cache : udl.engine.cache.CellCache or path, optional
         Read finished cells from, and store newly finished ones in, this cache
-        (:mod:`udl.cache`); ``None`` (default) computes everything and stores nothing.
+        (:mod:`udl.engine.cache`); ``None`` (default) computes everything and stores nothing.
         A cell is stored as soon as it finishes, so an interrupted run resumes.
     threads : int
         Threads each cell computes with, on every executor (default :data:`CELL_THREADS`);
@@ -695,8 +695,8 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         Ctrl-C (a :class:`KeyboardInterrupt`) during the computation; the finished cells
         are in the cache, and nothing is written to ``out_dir``.
     """
-    from udl.cache import CellCache
-    from udl import results as _results
+    from udl.engine.cache import CellCache
+    from udl.engine import results as _results
 
     ctx = Context() if ctx is None else ctx
     executor = SerialExecutor() if executor is None else executor

@@ -24,8 +24,8 @@ import math
 
 import torch
 
-from ._validate import check_int, check_nonneg, check_positive
-from .encoders import Encoder, _soft_threshold
+from udl.core._validate import check_int, check_nonneg, check_positive
+from udl.core.encoders import Encoder, _soft_threshold
 
 __all__ = ["LearnedStepISTA"]
 

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from ._validate import check_int, check_matrix, check_nonneg, check_positive, check_same_batch
+from udl.core._validate import check_int, check_matrix, check_nonneg, check_positive, check_same_batch
 
 __all__ = [
     "CAPABILITIES", "Encoder", "ISTA", "FISTA", "HardThresholdISTA", "LambdaDecayISTA",
@@ -128,7 +128,7 @@ class Encoder:
 class ISTA(Encoder):
     """The reference encoder: z_{t+1} = P_{αλ}(A z_t + B).
 
-    When D or X requires grad (and λ > 0), the call goes through :func:`udl.unrolled.unrolled_ista`,
+    When D or X requires grad (and λ > 0), the call goes through :func:`udl.core.unrolled.unrolled_ista`,
     a custom autograd function whose backward pass needs only the iterates, stored exactly in
     sparse form (non-zero values and their positions), instead of every dense activation; same
     values and gradients as plain autograd through :meth:`layer` up to rounding (on CPU it
@@ -141,7 +141,7 @@ class ISTA(Encoder):
     def __call__(self, X, D, *, lam, step, T, return_path: bool = False) -> torch.Tensor:
         if (not return_path and torch.is_grad_enabled() and isinstance(X, torch.Tensor)
                 and isinstance(D, torch.Tensor) and (D.requires_grad or X.requires_grad)):
-            from .unrolled import _is_reference, lean_applicable, unrolled_ista
+            from udl.core.unrolled import _is_reference, lean_applicable, unrolled_ista
             if _is_reference(self) and lean_applicable(lam, step):
                 T = validate_encoder_args(X, D, lam, step, T)
                 if T > 0:
@@ -151,7 +151,7 @@ class ISTA(Encoder):
     def layer(self, t, A, B, state, *, lam, step):
         Z = state["Z"]
         if A.shape[:-2] == B.shape[:-2] == Z.shape[:-2]:
-            # one batched GEMM over the flattened batch (as udl.unrolled._codes)
+            # one batched GEMM over the flattened batch (as udl.core.unrolled._codes)
             V = torch.baddbmm(B.reshape((-1,) + B.shape[-2:]), A.reshape((-1,) + A.shape[-2:]),
                               Z.reshape((-1,) + Z.shape[-2:])).view(Z.shape)
         else:

@@ -189,8 +189,8 @@ def _claim_record(result) -> dict:
 
 
 def run_document(result) -> dict:
-    """The content of ``results.json`` for a :class:`~udl.harness.RunResult`."""
-    from udl.stats import _builtin
+    """The content of ``results.json`` for a :class:`~udl.engine.harness.RunResult`."""
+    from udl.engine.stats import _builtin
 
     claims = {cid: _claim_record(r) for cid, r in result.claims.items()}
     outcomes = [r.outcome for r in result.claims.values()]
@@ -262,7 +262,7 @@ def write_run(result, out_dir: str | Path) -> Path:
 
     Parameters
     ----------
-    result : udl.harness.RunResult
+    result : udl.engine.harness.RunResult
     out_dir : path
         Target directory: new, empty, or an earlier run (replaced).
 

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive
+from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive
 
 __all__ = ["Instances", "make_instances", "normalize_columns", "coherence", "instance_seeds_from"]
 

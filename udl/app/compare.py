@@ -20,9 +20,9 @@ import json
 import math
 from pathlib import Path
 
-from udl import results as _results
+from udl.engine import results as _results
 
-from ._format import fmt_number
+from udl.app._format import fmt_number
 
 __all__ = ["CompareError", "load_record", "compare", "to_markdown", "to_json", "exit_status"]
 

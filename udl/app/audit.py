@@ -8,7 +8,7 @@ learned step sizes) asks which theorems still hold, which now fail and which no 
   requirements are not all declared is **NOT APPLICABLE**, with the missing capability as the
   reason — never FAIL, never silently absent.
 - :func:`check_encoder` runs every applicable claim with ``Context(encoder=encoder)`` in one run
-  of :func:`udl.harness.run` (so the PASS tests are Holm-adjusted across the claims that ran)
+  of :func:`udl.engine.harness.run` (so the PASS tests are Holm-adjusted across the claims that ran)
   and returns an :class:`AuditResult`.
 - **Expected failures** (``{claim id: reason}``) are reported XFAIL when the claim does not hold
   (FAIL, or INCONCLUSIVE) and **XPASS** when it PASSES. XPASS is strict, as pytest's
@@ -48,10 +48,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from ._format import fmt_number
-from .encoders import (CAPABILITIES, FISTA, ISTA, HardThresholdISTA, LambdaDecayISTA, NoThreshold,
+from udl.app._format import fmt_number
+from udl.core.encoders import (CAPABILITIES, FISTA, ISTA, HardThresholdISTA, LambdaDecayISTA, NoThreshold,
                        UnscaledThresholdISTA)
-from .learned import LearnedStepISTA
+from udl.core.learned import LearnedStepISTA
 
 __all__ = [
     "AUDIT_OUTCOMES", "UNEXPECTED", "EXPLANATIONS", "SHIPPED", "EncoderSpecError",
@@ -133,7 +133,7 @@ def learned_step_encoder(*, layers: int = 10, n_steps: int = 100, seed: int = 0)
     to the true codes of 4 seeded instances (m = 50, p = 100, s = 5, n = 50 at D = D*, λ = α =
     0.2: the sizes of claims II.1a–c), float64, ``n_steps`` Adam steps. Deterministic.
     """
-    from .data import make_instances
+    from udl.core.data import make_instances
 
     inst = make_instances(50, 100, 5, 50, batch=4, init_scale=0.0, seed=seed, dtype=torch.float64)
     return LearnedStepISTA.learn(inst.X, inst.D_star, lam=0.2, step=0.2, layers=layers, target=inst.Z_star,
@@ -370,7 +370,7 @@ class ClaimAudit:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        from .stats import _builtin
+        from udl.engine.stats import _builtin
 
         return _builtin({k: getattr(self, k) for k in self.__dataclass_fields__})
 
@@ -390,7 +390,7 @@ class AuditResult:
     ----------
     encoder : the encoder audited.  name : its display name.  capabilities : what it declares.
     profile, seed, device, dtype : the settings.  claims : ``{id: ClaimAudit}`` in id order.
-    run : the :class:`udl.harness.RunResult` of the applicable claims (None when none applied).
+    run : the :class:`udl.engine.harness.RunResult` of the applicable claims (None when none applied).
     controls : whether the claims' negative controls ran too.
     """
 
@@ -500,7 +500,7 @@ class AuditResult:
 
     def to_dict(self) -> dict:
         """JSON-able record (``audit.json``)."""
-        from .stats import _builtin
+        from udl.engine.stats import _builtin
 
         return _builtin({
             "format": AUDIT_FORMAT,
@@ -540,14 +540,14 @@ def _qualname(obj) -> str:
 
 # --------------------------------------------------------------------------- choosing claims
 def _discover(package):
-    from . import harness
+    from udl.engine import harness
 
     return harness.discover(package)
 
 
 def _choose_claims(claims, package) -> tuple[dict, dict]:
     """(chosen ``{id: claim}``, available ``{id: claim}`` for expectations) from the ``claims`` argument."""
-    from . import harness
+    from udl.engine import harness
 
     if claims is not None and not isinstance(claims, str):
         items = list(claims.values()) if isinstance(claims, Mapping) else list(claims)
@@ -574,7 +574,7 @@ def _choose_claims(claims, package) -> tuple[dict, dict]:
 
 def _expectations(expected_failures, available: Mapping) -> dict[str, str]:
     """``{claim id: reason}`` from ``{id or theorem id: reason}``; unknown ids raise ValueError."""
-    from . import harness
+    from udl.engine import harness
 
     if not expected_failures:
         return {}
@@ -665,19 +665,19 @@ def check_encoder(encoder, *, profile: str = DEFAULT_PROFILE, claims=None, seed:
         Claim sizes (default quick: about a minute for every claim on a CPU core).
     claims : None, str, iterable of str, or iterable/mapping of Claim
         None: every claim of ``package``; ids or theorem ids (``"II.1b,II.3"``); or claim
-        instances (e.g. from :func:`udl.harness.discover` of another package).
+        instances (e.g. from :func:`udl.engine.harness.discover` of another package).
     seed : int
-        Root seed (instance seeds follow :func:`udl.harness.instance_seeds`).
+        Root seed (instance seeds follow :func:`udl.engine.harness.instance_seeds`).
     expected_failures : mapping, optional
         ``{claim id or theorem id: reason}``: such a claim is XFAIL when it does not hold and
         XPASS (not ok) when it PASSES. Unknown ids raise ValueError.
     device, dtype : where the claims compute (dtype a torch dtype or "float32"/"float64").
-    executor : optional :mod:`udl.executors` executor (default serial); the caller closes it.
+    executor : optional :mod:`udl.engine.executors` executor (default serial); the caller closes it.
     package : claims package for ``claims`` given as ids (default ``"claims"``).
     controls : bool
         Also run every applicable claim's negative control (False by default: the controls
         test the claims, not the encoder). A control that does not FAIL makes the audit not ok.
-    cache : optional :class:`udl.cache.CellCache` or directory of finished cells.
+    cache : optional :class:`udl.engine.cache.CellCache` or directory of finished cells.
     progress : show the run's progress bar on stderr (when it is a TTY).
     validate : make the interface smoke call first (:func:`validate_encoder`).
 
@@ -692,7 +692,7 @@ def check_encoder(encoder, *, profile: str = DEFAULT_PROFILE, claims=None, seed:
     ValueError
         Unknown profile, claim id, expected-failure id, dtype or seed.
     """
-    from . import harness
+    from udl.engine import harness
 
     start = time.perf_counter()
     if isinstance(encoder, str):
@@ -1121,9 +1121,10 @@ def write_matrix(cells: pd.DataFrame, out_dir, *, profile: str, seed: int, note:
 
 def write_audit(result: AuditResult, out_dir) -> Path:
     """Write an audit directory: the run directory of the claims that ran (``results.json``,
-    ``tables/``, readable by :func:`udl.results.load_run`) plus ``audit.json``, ``audit.csv``
+    ``tables/``, readable by :func:`udl.engine.results.load_run`) plus ``audit.json``, ``audit.csv``
     and ``audit.md``."""
-    from . import harness, results
+    from udl.engine import harness
+    from udl.engine import results
 
     run = result.run
     if run is None:  # nothing applicable: an empty run keeps the directory a valid run directory
@@ -1146,14 +1147,14 @@ CACHE_ENV = "UDL_CACHE_DIR"
 
 
 def _usage(message: str):
-    from .cli import UsageError
+    from udl.app.cli import UsageError
 
     return UsageError(f"udl audit: error: {message}")
 
 
 def _seed_arg(text: str) -> int:
     """``--seed``: the same rule as ``udl verify --seed``."""
-    from udl.cli import _seed
+    from udl.app.cli import _seed
 
     return _seed(text)
 
@@ -1168,7 +1169,7 @@ def _expect_arg(text: str) -> tuple[str, str]:
 
 def _workers_arg(text: str) -> int:
     """``--workers``: the same rule as ``udl verify --workers``."""
-    from udl.cli import _workers
+    from udl.app.cli import _workers
 
     return _workers(text)
 
@@ -1232,7 +1233,7 @@ def _check_device(device: str) -> str:
 
 
 def _load_claims_for_cli(args):
-    from . import harness
+    from udl.engine import harness
 
     try:
         available = harness.discover(args.claims_package)
@@ -1255,8 +1256,8 @@ def _load_claims_for_cli(args):
 
 
 def main_cli(args: argparse.Namespace) -> int:
-    """Run ``udl audit``; returns the exit status (bad input raises :class:`udl.cli.UsageError`)."""
-    from . import harness
+    """Run ``udl audit``; returns the exit status (bad input raises :class:`udl.app.cli.UsageError`)."""
+    from udl.engine import harness
 
     device = _check_device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -1270,7 +1271,7 @@ def main_cli(args: argparse.Namespace) -> int:
             if args.matrix:
                 _check_plain_target(args.out, "matrix.csv")
             else:
-                from . import results
+                from udl.engine import results
 
                 results.check_target(args.out)
         except ValueError as exc:
@@ -1290,7 +1291,7 @@ def main_cli(args: argparse.Namespace) -> int:
                 validate_encoder(encoder, device=device, dtype=dtype)
     else:
         encoder = _load_for_cli(args.encoder, device, dtype)
-    from .cli import _executor_and_cache
+    from udl.app.cli import _executor_and_cache
 
     executor, cache = _executor_and_cache(args, prog="udl audit")
     try:

@@ -34,7 +34,7 @@ split them (measured here: a real claim's statistics moved in the last digits be
 2 threads, and with numpy's OpenBLAS pool size). So every cell computes with the same
 thread count on every executor: :func:`limit_threads` (``torch.set_num_threads`` plus the
 OpenBLAS/MKL/OpenMP pools through ``threadpoolctl``) around each cell, with the run's
-``threads`` (:data:`udl.harness.CELL_THREADS` = 1 by default). Parallelism comes from cells
+``threads`` (:data:`udl.engine.harness.CELL_THREADS` = 1 by default). Parallelism comes from cells
 running side by side in workers. Worker processes additionally cap their pools at start
 (``torch.set_num_threads`` and the OMP/MKL/OpenBLAS/NumExpr variables) at
 ``max(1, cores // workers)`` (:func:`threads_per_worker`), so nothing a worker runs
@@ -472,7 +472,7 @@ class DaskExecutor:
             raise
 
     def _register_thread_cap(self) -> None:
-        from udl._dask import ThreadCap
+        from udl.engine._dask import ThreadCap
 
         client = self._client
         if self._cluster is not None:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import check_choice, check_matrix, check_same_batch
-from .data import _normalize_columns
+from udl.core._validate import check_choice, check_matrix, check_same_batch
+from udl.core.data import _normalize_columns
 
 __all__ = ["align", "dictionary_error", "code_error", "support_recovery", "relative_error"]
 

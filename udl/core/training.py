@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
-from .data import _normalize_columns
-from .encoders import Encoder
-from .gradients import KINDS, gradients
-from .metrics import _code_error, _dictionary_error
+from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
+from udl.core.data import _normalize_columns
+from udl.core.encoders import Encoder
+from udl.core.gradients import KINDS, gradients
+from udl.core.metrics import _code_error, _dictionary_error
 
 __all__ = ["train", "Trajectory", "OPTIMIZERS"]
 

@@ -1,14 +1,14 @@
-"""Dask-side helpers of :mod:`udl.executors` (imported only when a Dask executor is used).
+"""Dask-side helpers of :mod:`udl.engine.executors` (imported only when a Dask executor is used).
 
 Kept in their own module so that ``import udl`` does not import ``distributed``, while the
-worker plugin still pickles by reference (workers import ``udl._dask``).
+worker plugin still pickles by reference (workers import ``udl.engine._dask``).
 """
 
 from __future__ import annotations
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from udl.executors import cap_threads, threads_per_worker
+from udl.engine.executors import cap_threads, threads_per_worker
 
 __all__ = ["ThreadCap"]
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
-from .encoders import Encoder, ISTA, _soft_threshold, validate_encoder_args
-from .unrolled import _is_reference, lean_applicable, lean_gradients
+from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
+from udl.core.encoders import Encoder, ISTA, _soft_threshold, validate_encoder_args
+from udl.core.unrolled import _is_reference, lean_applicable, lean_gradients
 
 __all__ = [
     "KINDS", "gradient", "gradients", "decoder_gradient", "oracle_gradient",
@@ -108,7 +108,7 @@ def gradients(X: torch.Tensor, D: torch.Tensor, *, lam, step, T: int, kinds=KIND
         raise ValueError(f"kind {backprop[0]!r} needs a differentiable encoder; {encoder!r} is not")
     out = {}
     if _is_reference(encoder) and lean_applicable(lam, step):
-        # one forward, one backward for all kinds (udl.unrolled): the "ae" adjoints are stacked
+        # one forward, one backward for all kinds (udl.core.unrolled): the "ae" adjoints are stacked
         out, Z_T = lean_gradients(X, D, lam=lam, step=step, T=T, kinds=kinds)
         return (out, Z_T) if return_code else out
     if backprop:
