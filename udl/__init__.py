@@ -38,26 +38,31 @@ Layers (each imports only those below it; ``lint-imports`` enforces it, see
 
 Losses average over examples: L = ½‖X − DZ‖²_F / n; the lasso loss adds λ‖Z‖₁ / n.
 """
-from udl import _compat
-from udl.core import *  # noqa: F401,F403  (the public core API)
-from udl.core import __all__ as _core_all
+from udl import _compat, core
 
 __version__ = "0.1.0"
 
-#: Application-layer names exported lazily (importing them loads udl.app.audit, torch-heavy).
-_LAZY = {"check_encoder": "udl.app.audit", "parametrize_with_claims": "udl.app.audit"}
+#: Application-layer names exported lazily (importing them loads udl.app.audit).
+_APP = {"check_encoder": "udl.app.audit", "parametrize_with_claims": "udl.app.audit"}
 
-__all__ = [*_core_all, *_LAZY]
+__all__ = [*core.__all__, *_APP]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in _APP:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'udl' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_APP[name]), name)
+    elif name in core.__all__:
+        value = getattr(core, name)
+    else:
+        raise AttributeError(f"module 'udl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 _compat.install()
