@@ -16,8 +16,10 @@ import warnings
 #: Old module path → new module path.
 MOVED = {
     **{f"udl.{name}": f"udl.core.{name}" for name in (
-        "_validate", "data", "encoders", "unrolled", "gradients", "interpret", "metrics",
-        "training", "learned")},
+        "_validate", "data", "encoders", "unrolled", "interpret", "metrics", "training", "learned")},
+    # The old module udl.gradients; importing it rebinds the attribute udl.gradients (the function)
+    # to the module, as importing any submodule does: use udl.core.estimators.
+    "udl.gradients": "udl.core.estimators",
     **{f"udl.{name}": f"udl.engine.{name}" for name in (
         "stats", "harness", "executors", "_dask", "cache", "results")},
     **{f"udl.{name}": f"udl.app.{name}" for name in ("cli", "report", "compare", "audit", "_format")},

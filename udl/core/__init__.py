@@ -19,7 +19,7 @@ _EXPORTS = {
                      "NoThreshold", "UnscaledThresholdISTA", "soft_threshold", "hard_threshold", "ista"),
                     "encoders"),
     **dict.fromkeys(("KINDS", "gradient", "gradients", "decoder_gradient", "oracle_gradient", "lasso_solve",
-                     "lasso_gradient", "kkt_violation", "LassoSolution", "ConvergenceError"), "gradients"),
+                     "lasso_gradient", "kkt_violation", "LassoSolution", "ConvergenceError"), "estimators"),
     **dict.fromkeys(("contributions", "stationary_dictionary", "reconstruction_coefficients",
                      "gram_condition"), "interpret"),
     **dict.fromkeys(("align", "dictionary_error", "code_error", "support_recovery", "relative_error"),

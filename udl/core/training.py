@@ -13,7 +13,7 @@ import torch
 from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
 from udl.core.data import _normalize_columns
 from udl.core.encoders import Encoder
-from udl.core.gradients import KINDS, gradients
+from udl.core.estimators import KINDS, gradients
 from udl.core.metrics import _code_error, _dictionary_error
 
 __all__ = ["train", "Trajectory", "OPTIMIZERS"]

@@ -930,7 +930,7 @@ def gradient_sweep(X: torch.Tensor, D: torch.Tensor, *, lam, step, T_max: int | 
         return {k: X.new_zeros((len(depths),) + batch + (m, p)) for k in kinds}
     uniq = sorted(set(depths))
     if not (_is_reference(encoder) and lean_applicable(lam, step)):
-        from udl.core.gradients import gradients                               # generic: one unroll per depth
+        from udl.core.estimators import gradients                               # generic: one unroll per depth
         Xe, De = X.expand(batch + X.shape[-2:]), D.expand(batch + D.shape[-2:])   # per instance
         per = [gradients(Xe, De, lam=lam, step=step, T=T, kinds=kinds, encoder=encoder) for T in uniq]
         res = {k: torch.stack([g[k] for g in per]) for k in kinds}
