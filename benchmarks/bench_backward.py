@@ -15,10 +15,10 @@ Prints, against targets:
 
 FLOP counts are those of the dense matmuls: a layer costs 2·p²·n forward and twice that backward
 (A·u and the accumulation u·zᵀ), so forward + backward = 3·2·p²·n per layer per instance. On CPU,
-layers whose input is sparse (udl.core.unrolled.SPARSE_DENSITY) multiply it as a CSR matrix and do
-fewer flops (2·nnz·p); (a) then reports a *dense-equivalent* rate (the dense count / time: the
-time against what dense GEMMs at the matmul rate would need), prints the arithmetic actually
-done, and times the same pass with sparse layers off.
+layers whose input is sparse (udl.core.unrolled.layers.SPARSE_DENSITY) multiply it as a CSR
+matrix and do fewer flops (2·nnz·p); (a) then reports a *dense-equivalent* rate (the dense count /
+time: the time against what dense GEMMs at the matmul rate would need), prints the arithmetic
+actually done, and times the same pass with sparse layers off.
 
 Usage::
 
@@ -42,8 +42,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import udl  # noqa: E402
 from udl.core.encoders import Encoder  # noqa: E402
-from udl.core import unrolled  # noqa: E402
-from udl.core.unrolled import SparseIterates, gradient_sweep  # noqa: E402
+from udl.core.estimators import gradient_sweep  # noqa: E402
+from udl.core.unrolled import layers as lean_layers  # noqa: E402  (its tunables are read there)
+from udl.core.unrolled import unrolled_ista  # noqa: E402
 
 LAM, STEP = 0.2, 0.2
 
@@ -129,7 +130,6 @@ def saved_bytes(fn):
 
 def _graph_bytes(variant, X, D, T):
     """Saved bytes of the graph of Z_T (variant: plain, index, bits), D requiring grad."""
-    from udl.core.unrolled import unrolled_ista
     D_ = D.detach().clone().requires_grad_(True)
     if variant == "plain":
         return saved_bytes(lambda: PlainISTA()(X, D_, lam=LAM, step=STEP, T=T))
@@ -139,7 +139,6 @@ def _graph_bytes(variant, X, D, T):
 # --------------------------------------------------------------------------------------------
 def _peak_child(args):
     """Child process: peak memory growth of one forward + backward (g_ae-ls), printed as JSON."""
-    from udl.core.unrolled import unrolled_ista
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     cfg = QUICK if args.quick else FULL
     X, D = instances(cfg["m"], cfg["p"], cfg["s"], cfg["n"], cfg["mem_batch"], device, dtype)
@@ -261,17 +260,17 @@ def section_a(args, cfg, device, dtype, rates):
     print(f"    lean:  {lean:8.2f} s  {rate:6.1f} GFLOP/s dense-equivalent = {rate / sq_rate:.0%} of the "
           f"square-GEMM rate, {rate / lay_rate:.0%} of the layer-GEMM rate")
     Bt = X.new_empty(B, n, p)
-    if unrolled.sparse_layers(Bt):
+    if lean_layers.sparse_layers(Bt):
         done, n_sparse = _flops_done(X, D, T)
         print(f"    sparse layers: {n_sparse} of {2 * (T - 1)} products have a sparse input "
-              f"(density ≤ {unrolled.SPARSE_DENSITY}); arithmetic done {done / 1e9:.1f} GFLOP "
+              f"(density ≤ {lean_layers.SPARSE_DENSITY}); arithmetic done {done / 1e9:.1f} GFLOP "
               f"({done / flops:.0%} of the dense count) at {done / lean / 1e9:.1f} GFLOP/s")
-        saved = unrolled.SPARSE_DENSITY
-        unrolled.SPARSE_DENSITY = 0.0
+        saved = lean_layers.SPARSE_DENSITY
+        lean_layers.SPARSE_DENSITY = 0.0
         try:
             dense = _time(run, device)
         finally:
-            unrolled.SPARSE_DENSITY = saved
+            lean_layers.SPARSE_DENSITY = saved
         print(f"    lean, sparse layers off: {dense:8.2f} s  {flops / dense / 1e9:6.1f} GFLOP/s "
               f"(sparse layers: {dense / lean:.2f}× faster)")
     if not args.skip_plain:
@@ -293,11 +292,11 @@ def _flops_done(X, D, T):
             for z in udl.ISTA().iterates(X, D, lam=LAM, step=STEP, T=T)]   # z_1 … z_T
     done, n_sparse = dense * (T - 1), 0                  # the T − 1 G updates (layer 1: v₀ = B)
     for d in dens[:-1]:                                  # z_1 … z_{T−1}: forward layers 2 … T
-        sparse = d <= unrolled.SPARSE_DENSITY
+        sparse = d <= lean_layers.SPARSE_DENSITY
         n_sparse += sparse
         done += 2 * d * p * n * B * p if sparse else dense
     for d in dens[1:]:                                   # u_1 … u_{T−1} ~ z_2 … z_T: backward A·u
-        sparse = d <= unrolled.SPARSE_DENSITY
+        sparse = d <= lean_layers.SPARSE_DENSITY
         n_sparse += sparse
         done += 2 * d * p * n * B * p if sparse else dense
     return done, n_sparse

@@ -1,8 +1,8 @@
 """The claims: one module per theorem, each defining :class:`udl.engine.harness.Claim` subclasses.
 
 Adding a theorem is adding one file here: define a subclass of :class:`udl.engine.harness.Claim`
-with an ``id`` (and the other class attributes), ``simulate`` and ``decide``; :func:`discover`
-finds it. Modules whose name starts with ``_`` are not scanned (use them for shared helpers).
+with an ``id`` (and the other class attributes), ``simulate`` and ``decide`` — and its report
+figures as methods marked with :func:`udl.engine.figure`; :func:`discover` finds it. Modules whose name starts with ``_`` are not scanned (use them for shared helpers).
 """
 
 from __future__ import annotations

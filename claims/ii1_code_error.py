@@ -38,13 +38,15 @@ run in ``ctx.dtype`` (float64 by default: the geometric fit of II.1a follows the
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from udl import core
-from udl.engine import Claim, Context, Verdict, all_of, stats
+from udl.engine import Claim, Context, FigureInput, Verdict, all_of, figure, stats
+from udl.engine import plotting as plot
 
 __all__ = ["CodeConvergence", "LambdaFloor", "DictionaryTerm", "SupportRecovery", "BiasRemoval",
            "geometric_rates", "predicted_rates"]
@@ -64,6 +66,8 @@ CONTROL_STEP_FACTOR = 3.0
 #: reading is the misprinted √(… + λ) of the short paper (slope 0.5); a band of ±0.25 stops
 #: half-way to it, so PASS rules out √λ (and λ², and no floor: slope 0).
 SLOPE_BAND = 0.25
+#: II.1b: the predicted log-log slope of the floor against λ (floor ∝ λ, see the statement).
+PREDICTED_SLOPE = 1.0
 #: II.1b: a floor below this is "zero": codes have amplitude 1–2, float32 resolves them to
 #: ≈ 1e-6, and the predicted λ floor at λ = 0.05 is ≈ 0.1 — both three or more decades away.
 ZERO_FLOOR = 1e-4
@@ -97,12 +101,10 @@ def _iterates(encoder, X, D, *, lam, step, T):
         yield from encoder(X, D, lam=lam, step=step, T=T, return_path=True)[1:]
 
 
-def _instances(cell: dict, seeds, ctx: Context, **override) -> core.Instances:
-    """Instances of a cell: m, p, s, n and init_scale / init_distance from the cell (or override)."""
-    spec = {k: cell[k] for k in ("m", "p", "s", "n") if k in cell}
-    for key in ("init_scale", "init_distance"):
-        if key in cell:
-            spec[key] = cell[key]
+def _instances(cell, seeds, ctx: Context, **override) -> core.Instances:
+    """Instances of a cell: m, p, s, n and, where the cell has them, init_scale / init_distance
+    (or ``override``)."""
+    spec = {k: getattr(cell, k) for k in ("m", "p", "s", "n", "init_scale", "init_distance") if hasattr(cell, k)}
     spec.update(override)
     return core.make_instances(spec["m"], spec["p"], spec["s"], spec["n"],
                               init_scale=float(spec.get("init_scale", 0.0)),
@@ -192,7 +194,21 @@ def geometric_rates(curves: pd.DataFrame, *, by=("cell", "instance")) -> pd.Data
 
 
 # --------------------------------------------------------------------------- II.1a
-_A = dict(m=50, p=100, s=5, init_scale=0.02, step=0.2)
+@dataclass(frozen=True)
+class CodeConvergenceCell:
+    """A cell of II.1a: sizes m, p, s; D⁽⁰⁾ distance c (init_scale); step α; n examples; λ; T_max layers."""
+
+    m: int
+    p: int
+    s: int
+    init_scale: float
+    step: float
+    n: int
+    lam: float
+    T_max: int
+
+
+_A = CodeConvergenceCell(m=50, p=100, s=5, init_scale=0.02, step=0.2, n=50, lam=0.2, T_max=300)
 
 
 class CodeConvergence(Claim):
@@ -230,11 +246,18 @@ class CodeConvergence(Claim):
         "diverges (|1 − αL| ≥ 5 per layer), the support never settles, and the tail fit gives ρ ≫ 1. "
         "Must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "the iterates do not settle into a geometric decay once the support is fixed "
+                "(fitted per-layer factor {statistic:.3g}, upper bound {upper:.3g}, needs < 1)",
+    }
+    Cell = CodeConvergenceCell
+    schema = {"T": "int", "code_error": "float", "code_error_mean": "float", "diff": "float", "fixed": "bool",
+              "eps": "float", "alpha_used": "float", "rho_pred": "float", "coherence": "float"}
     profiles = {
-        "quick": {"cells": [dict(_A, n=30, lam=0.2, T_max=300)], "n_instances": 6},
-        "ci": {"cells": [dict(_A, n=50, lam=0.1, T_max=500), dict(_A, n=50, lam=0.2, T_max=300),
-                         dict(_A, n=50, lam=0.4, T_max=200)], "n_instances": 12},
-        "paper": {"cells": [dict(_A, n=1000, lam=lam, T_max=T) for lam, T in
+        "quick": {"cells": [replace(_A, n=30, lam=0.2, T_max=300)], "n_instances": 6},
+        "ci": {"cells": [replace(_A, n=50, lam=0.1, T_max=500), replace(_A, n=50, lam=0.2, T_max=300),
+                         replace(_A, n=50, lam=0.4, T_max=200)], "n_instances": 12},
+        "paper": {"cells": [replace(_A, n=1000, lam=lam, T_max=T) for lam, T in
                             ((0.05, 1000), (0.1, 600), (0.2, 400), (0.4, 300))], "n_instances": 50},
     }
 
@@ -242,7 +265,7 @@ class CodeConvergence(Claim):
         """Curves of code error and relative step against T (long format, one row per layer)."""
         inst = _instances(cell, seeds, ctx)
         D, X, Z_star = inst.D0, inst.X, inst.Z_star
-        step = float(cell["step"])
+        step = cell.step
         if ctx.control:
             L = torch.linalg.matrix_norm(D, ord=2).square().max()
             step = CONTROL_STEP_FACTOR * 2.0 / float(L)
@@ -251,7 +274,7 @@ class CodeConvergence(Claim):
         Z_prev = torch.zeros_like(Z_star)
         sign_prev = torch.zeros_like(Z_star)
         with torch.no_grad():
-            for Z in _iterates(ctx.encoder_under_test(), X, D, lam=cell["lam"], step=step, T=cell["T_max"]):
+            for Z in _iterates(ctx.encoder_under_test(), X, D, lam=cell.lam, step=step, T=cell.T_max):
                 E = (Z - Z_star).abs()
                 err.append(E.amax(dim=(-2, -1)))
                 err_mean.append(E.mean(dim=(-2, -1)))
@@ -301,9 +324,74 @@ class CodeConvergence(Claim):
                       final_step_max=float(last["diff"].max()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("code-error-vs-T",
+            "Code error of the encoder against the number of layers T for each λ of the run (left), "
+            "and the relative step ‖Z_T − Z_{T−1}‖_F/‖Z*‖_F (right, log scale) with the predicted "
+            "geometric decay ρ^T, ρ = max|1 − α·eig(D_SᵀD_S)| on the final supports (dotted).",
+            per_cell=False)
+    def draw_convergence(self, fi: FigureInput):
+        """Code error against T per λ; the relative step with the predicted ρ^T and the precision floor."""
+        t = fi.table
+        fi.need("T", "code_error")
+        hue = "lam" if "lam" in t.columns else None
+        groups = list(t.groupby(hue, sort=True)) if hue else [(None, t)]
+        colours = plot.palette(len(groups))
+        has_step = "diff" in t.columns
+        fig, (a, b) = plot.new_figure(2)
+        for (key, g), c in zip(groups, colours):
+            label = f"λ = {key:g}" if key is not None else "code error"
+            plot.band(a, g, "T", "code_error", colour=c, label=label, positive=True)
+            if has_step:
+                q = plot.band(b, g, "T", "diff", colour=c, label=label, positive=True)
+                if "rho_pred" in g.columns and len(q) > 3:
+                    rho = float(pd.to_numeric(g["rho_pred"], errors="coerce").median())
+                    if 0 < rho < 1:   # anchored at the middle layer, drawn over the last 80 % of the range
+                        xs = q.index.to_numpy(float)
+                        x0 = xs[int(0.5 * (len(xs) - 1))]
+                        y0 = float(q.loc[x0, "med"])
+                        span = xs[(xs >= x0 - 0.3 * (xs[-1] - xs[0]))]
+                        b.plot(span, y0 * rho ** (span - x0), color=c, linestyle=":", linewidth=1.6,
+                               label=rf"predicted $\rho^T$, $\rho$ = {rho:.3f}")
+            floor = g[g["T"] == g["T"].max()]["code_error"].median()
+            a.axhline(floor, color=c, linestyle="--", linewidth=0.9, alpha=0.8,
+                      label=f"floor (median at T = {int(g['T'].max())}): {floor:.3g}")
+        a.set_xlabel("layers T")
+        a.set_ylabel(r"code error $\max_{j,k}|z_{T,jk} - z^*_{jk}|$")
+        a.set_title("code error converges to a floor")
+        plot.legend(a, title=plot.band_note(plot.instances_of(t)), title_fontsize=8)
+        if has_step:
+            if "eps" in t.columns:
+                eps = float(pd.to_numeric(t["eps"], errors="coerce").median())
+                b.axhline(PRECISION_FACTOR * eps, color="0.5", linestyle="--", linewidth=1,
+                          label=f"precision floor {plot.power_of_ten(PRECISION_FACTOR)}·eps")
+            b.set_yscale("log")
+            b.set_xlabel("layers T")
+            b.set_ylabel(r"relative step $\|Z_T - Z_{T-1}\|_F / \|Z^*\|_F$")
+            b.set_title("geometric decay once the support is fixed")
+            plot.legend(b, loc="upper right")
+        else:
+            b.set_visible(False)
+        return fig
+
 
 # --------------------------------------------------------------------------- II.1b
-_B = dict(m=50, p=100, s=5, n=50, step=0.2)
+@dataclass(frozen=True)
+class LambdaFloorCell:
+    """A cell of II.1b: sizes m, p, s; n examples; step α; λ grid (n_lam values from lam_lo to lam_hi); T_max."""
+
+    m: int
+    p: int
+    s: int
+    n: int
+    step: float
+    lam_lo: float
+    lam_hi: float
+    n_lam: int
+    T_max: int
+
+
+_B = LambdaFloorCell(m=50, p=100, s=5, n=50, step=0.2, lam_lo=0.05, lam_hi=0.4, n_lam=4, T_max=600)
 
 
 def _grid(lo: float, hi: float, k: int) -> np.ndarray:
@@ -343,10 +431,24 @@ class LambdaFloor(Claim):
         "udl.NoThreshold (Landweber iteration, no threshold): its limit ignores λ, so the log-log "
         "slope is 0 — outside the band — and the claim must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "the converged code error does not scale linearly with λ (log-log slope {statistic:.2g}, "
+                "needs 1 ± 0.25): the floor is not the λ term of the lasso bias",
+        ("FAIL", "no-threshold"):
+            "without a threshold the codes converge to the minimum-norm least-squares solution whatever λ is, "
+            "so the floor does not depend on λ (log-log slope {statistic:.2g}, needs 1 ± 0.25)",
+        ("FAIL", "unscaled-threshold"):
+            "thresholding at λ instead of αλ solves the lasso at λ/α = 5λ, which zeroes true entries at the "
+            "larger λ of the sweep (none is left at λ = 0.4), so the floor saturates near max|z*| instead of "
+            "growing ∝ λ (log-log slope {statistic:.2g}, needs 1 ± 0.25)",
+    }
+    Cell = LambdaFloorCell
+    schema = {"lam": "float", "floor": "float", "floor_mean": "float", "conv": "float", "support_rate": "float",
+              "coherence": "float"}
     profiles = {
-        "quick": {"cells": [dict(_B, n=30, lam_lo=0.1, lam_hi=0.4, n_lam=3, T_max=400)], "n_instances": 6},
-        "ci": {"cells": [dict(_B, lam_lo=0.05, lam_hi=0.4, n_lam=4, T_max=600)], "n_instances": 8},
-        "paper": {"cells": [dict(_B, n=1000, lam_lo=0.05, lam_hi=0.4, n_lam=7, T_max=1500)], "n_instances": 50},
+        "quick": {"cells": [replace(_B, n=30, lam_lo=0.1, lam_hi=0.4, n_lam=3, T_max=400)], "n_instances": 6},
+        "ci": {"cells": [replace(_B, lam_lo=0.05, lam_hi=0.4, n_lam=4, T_max=600)], "n_instances": 8},
+        "paper": {"cells": [replace(_B, n=1000, lam_lo=0.05, lam_hi=0.4, n_lam=7, T_max=1500)], "n_instances": 50},
     }
 
     def simulate(self, cell, seeds, ctx):
@@ -355,9 +457,9 @@ class LambdaFloor(Claim):
         encoder = core.NoThreshold() if ctx.control else ctx.encoder_under_test()
         rows = []
         with torch.no_grad():
-            for lam in _grid(cell["lam_lo"], cell["lam_hi"], cell["n_lam"]):
+            for lam in _grid(cell.lam_lo, cell.lam_hi, cell.n_lam):
                 Z, err, err_mean, conv = _final(encoder, inst.X, inst.D_star, inst.Z_star, lam=float(lam),
-                                                step=cell["step"], T=cell["T_max"])
+                                                step=cell.step, T=cell.T_max)
                 rows.append(pd.DataFrame({
                     "instance": np.arange(len(seeds)), "lam": float(lam), "floor": _np(err),
                     "floor_mean": _np(err_mean), "conv": _np(conv),
@@ -371,7 +473,7 @@ class LambdaFloor(Claim):
         slopes = stats.group_slopes(t, "log_lam", "log_floor", by=["cell", "instance"])
         lowest = t.loc[t.groupby(["cell", "instance"])["lam"].idxmin()]
         parts = {
-            "slope": stats.mean_test(slopes, threshold=1.0, margin=SLOPE_BAND, side="equal",
+            "slope": stats.mean_test(slopes, threshold=PREDICTED_SLOPE, margin=SLOPE_BAND, side="equal",
                                      alpha=self.alpha, name="log-log slope of floor vs λ"),
             "floor>0": stats.mean_test(lowest["floor"], threshold=ZERO_FLOOR, side="greater",
                                        alpha=self.alpha, name="floor at smallest λ"),
@@ -383,9 +485,67 @@ class LambdaFloor(Claim):
                       support_rate_mean=float(t["support_rate"].mean()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("floor-vs-lambda",
+            "Code-error floor at D = D* against λ on log-log axes: per-instance curves (thin), median "
+            "with 10–90 % band, the least-squares fit of the median (dashed) and the predicted slope "
+            f"{PREDICTED_SLOPE:g} (dotted). The stored verdict's mean per-instance slope and interval are "
+            "in the legend.")
+    def draw_floor(self, fi: FigureInput):
+        """Floor against λ (log-log) with the fit of the median, the stored slope and the prediction."""
+        t = (plot.finite(fi.table, "lam", "floor", positive=True) if {"lam", "floor"} <= set(fi.table.columns)
+             else fi.table)
+        fi.need("lam", "floor", table=t)
+        fig, (a,) = plot.new_figure(1, width=5.8, height=4.2)
+        c = plot.palette(1)[0]
+        keys = [k for k in ("cell", "instance") if k in t.columns]
+        for _, g in t.groupby(keys) if keys else []:
+            g = g.sort_values("lam")
+            a.plot(g["lam"], g["floor"], color="0.7", linewidth=0.7, alpha=0.8)
+        q = plot.band(a, t, "lam", "floor", colour=c, label=plot.band_note(plot.instances_of(t)), marker="o",
+                      positive=True)
+        lam = q.index.to_numpy(float)
+        if len(lam) >= 2:
+            slope, intercept = np.polyfit(np.log(lam), np.log(q["med"].to_numpy(float)), 1)
+            a.plot(lam, np.exp(intercept) * lam ** slope, color="black", linestyle="--", linewidth=1.2, zorder=5,
+                   label=f"least-squares fit of the median: slope {slope:.3f}")
+            part = plot.part(fi.record, "slope")
+            if part:
+                lo, hi = (part.get("interval") or [None, None])[:2]
+                a.plot([], [], " ", label=f"stored mean per-instance slope {float(part['statistic']):.3f} "
+                                          f"[{float(lo):.3f}, {float(hi):.3f}]")
+            x0 = float(np.exp(np.log(lam).mean()))
+            y0 = float(np.exp(intercept) * x0 ** slope)
+            plot.ref_line(a, lam, PREDICTED_SLOPE, x0, y0 * 1.35,   # offset: the fit would hide it
+                          label=f"prediction: slope {PREDICTED_SLOPE:g}, floor ∝ λ (offset)")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        plot.data_ticks(a.xaxis, lam)
+        a.set_xlabel("λ (sparsity weight)")
+        a.set_ylabel(r"floor $\max_{j,k}|z_{T,jk} - z^*_{jk}|$ at $D = D^*$")
+        a.set_title("the λ floor is linear in λ")
+        plot.legend(a, loc="upper left")
+        return fig
+
 
 # --------------------------------------------------------------------------- II.1c
-_C = dict(m=50, p=100, s=5, n=50, lam=0.2, step=0.2)
+@dataclass(frozen=True)
+class DictionaryTermCell:
+    """A cell of II.1c: sizes m, p, s; n examples; λ; step α; T_max layers; δ grid (n_delta values in
+    [0, delta_max])."""
+
+    m: int
+    p: int
+    s: int
+    n: int
+    lam: float
+    step: float
+    T_max: int
+    delta_max: float
+    n_delta: int
+
+
+_C = DictionaryTermCell(m=50, p=100, s=5, n=50, lam=0.2, step=0.2, T_max=300, delta_max=0.2, n_delta=5)
 
 
 class DictionaryTerm(Claim):
@@ -417,10 +577,23 @@ class DictionaryTerm(Claim):
         "Codes computed with D* instead of D⁽⁰⁾ (the dictionary term removed, all else equal): the "
         "floor is then the same at every δ, the slope is 0 < 0.1, and the claim must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "the converged code error does not grow with the dictionary error δ (relative slope "
+                "{statistic:.2g}, needs > 0.1)",
+        ("INCONCLUSIVE", "no-threshold"):
+            "without a threshold the floor is the error of least-squares codes, which barely changes with δ "
+            "(relative slope {statistic:.2g} [{lower:.2g}, {upper:.2g}] against 0.1)",
+        ("INCONCLUSIVE", "unscaled-threshold"):
+            "the five-fold shrinkage (λ instead of αλ) dominates the floor and hides the dictionary term "
+            "(relative slope {statistic:.2g} [{lower:.2g}, {upper:.2g}] against 0.1)",
+    }
+    Cell = DictionaryTermCell
+    schema = {"delta": "float", "delta_measured": "float", "floor": "float", "floor_mean": "float", "conv": "float",
+              "support_rate": "float"}
     profiles = {
-        "quick": {"cells": [dict(_C, n=30, T_max=250, delta_max=0.2, n_delta=3)], "n_instances": 8},
-        "ci": {"cells": [dict(_C, T_max=300, delta_max=0.2, n_delta=5)], "n_instances": 10},
-        "paper": {"cells": [dict(_C, n=1000, T_max=600, delta_max=0.3, n_delta=7)], "n_instances": 50},
+        "quick": {"cells": [replace(_C, n=30, T_max=250, delta_max=0.2, n_delta=3)], "n_instances": 8},
+        "ci": {"cells": [replace(_C, T_max=300, delta_max=0.2, n_delta=5)], "n_instances": 10},
+        "paper": {"cells": [replace(_C, n=1000, T_max=600, delta_max=0.3, n_delta=7)], "n_instances": 50},
     }
 
     def simulate(self, cell, seeds, ctx):
@@ -428,11 +601,11 @@ class DictionaryTerm(Claim):
         encoder = ctx.encoder_under_test()
         rows = []
         with torch.no_grad():
-            for delta in np.linspace(0.0, cell["delta_max"], int(cell["n_delta"])):
+            for delta in np.linspace(0.0, cell.delta_max, cell.n_delta):
                 inst = _instances(cell, seeds, ctx, init_distance=float(delta))
                 D = inst.D_star if ctx.control else inst.D0
-                Z, err, err_mean, conv = _final(encoder, inst.X, D, inst.Z_star, lam=cell["lam"],
-                                                step=cell["step"], T=cell["T_max"])
+                Z, err, err_mean, conv = _final(encoder, inst.X, D, inst.Z_star, lam=cell.lam,
+                                                step=cell.step, T=cell.T_max)
                 rows.append(pd.DataFrame({
                     "instance": np.arange(len(seeds)), "delta": float(delta),
                     "delta_measured": _np(inst.delta.amax(dim=-1)), "floor": _np(err),
@@ -455,9 +628,45 @@ class DictionaryTerm(Claim):
                       conv_max=float(t["conv"].max()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("floor-vs-delta",
+            "Converged code error against the per-column dictionary distance δ = ‖D_j − D*_j‖ "
+            "(same D*, Z*, X and perturbation directions at every δ): per-instance curves (thin) and "
+            "the median with 10–90 % band. The theorem predicts an increasing trend (the √s·δ term).")
+    def draw_floor(self, fi: FigureInput):
+        """Floor against δ: per-instance curves and the median band."""
+        t = fi.table
+        fi.need("delta", "floor")
+        fig, (a,) = plot.new_figure(1, width=5.8, height=4.2)
+        c = plot.palette(1)[0]
+        keys = [k for k in ("cell", "instance") if k in t.columns]
+        for _, g in t.groupby(keys) if keys else []:
+            g = g.sort_values("delta")
+            a.plot(g["delta"], g["floor"], color="0.7", linewidth=0.7)
+        plot.band(a, t, "delta", "floor", colour=c, label=plot.band_note(plot.instances_of(t)), marker="o")
+        a.set_xlabel(r"column distance $\delta = \|D_j - D^*_j\|$")
+        a.set_ylabel(r"floor $\max_{j,k}|z_{T,jk} - z^*_{jk}|$")
+        a.set_title("the floor grows with the dictionary error")
+        plot.legend(a, loc="upper left")
+        return fig
+
 
 # --------------------------------------------------------------------------- II.1d
-_D = dict(m=400, p=600, s=5, n=1, init_scale=0.008, lam=0.2, step=0.2, T_max=30)
+@dataclass(frozen=True)
+class SupportRecoveryCell:
+    """A cell of II.1d: sizes m, p, s; n examples; D⁽⁰⁾ distance c (init_scale); λ; step α; T_max layers."""
+
+    m: int
+    p: int
+    s: int
+    n: int
+    init_scale: float
+    lam: float
+    step: float
+    T_max: int
+
+
+_D = SupportRecoveryCell(m=400, p=600, s=5, n=1, init_scale=0.008, lam=0.2, step=0.2, T_max=30)
 
 
 class SupportRecovery(Claim):
@@ -494,26 +703,39 @@ class SupportRecovery(Claim):
         "The small coherent regime m = 50, p = 100 (μ ≈ 0.54), everything else equal (s = 5, λ, α, "
         "T, same δ ≈ 0.16): support recovery collapses and the claim must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "the support is not recovered for the vast majority of examples (rate {statistic:.2g}, "
+                "upper bound {upper:.2g}, needs > 0.9)",
+        ("FAIL", "no-threshold"):
+            "without a threshold no code entry is ever exactly zero, so the support is never recovered "
+            "(rate {statistic:.2g}, upper bound {upper:.2g}, needs > 0.9)",
+        ("INCONCLUSIVE", "unscaled-threshold"):
+            "the threshold λ = 5·αλ zeroes some true entries (recovery rate {statistic:.2g} "
+            "[{lower:.2g}, {upper:.2g}] against 0.9; the reference recovers {reference:.2g})",
+    }
+    Cell = SupportRecoveryCell
+    schema = {"T": "int", "recovered": "bool", "rate": "float", "code_error": "float", "coherence": "float",
+              "delta_mean": "float", "m_used": "int"}
     profiles = {
-        "quick": {"cells": [dict(_D, m=200, p=300, s=3, init_scale=0.011)], "n_instances": 100},
-        "ci": {"cells": [dict(_D)], "n_instances": 120},
-        "paper": {"cells": [dict(_D, m=1000, p=1500, s=10, n=20, init_scale=0.005, T_max=50)],
+        "quick": {"cells": [replace(_D, m=200, p=300, s=3, init_scale=0.011)], "n_instances": 100},
+        "ci": {"cells": [_D], "n_instances": 120},
+        "paper": {"cells": [replace(_D, m=1000, p=1500, s=10, n=20, init_scale=0.005, T_max=50)],
                   "n_instances": 150},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Support recovered (example 0, and the rate over the instance's n examples) against T."""
         if ctx.control:
-            c = cell["init_scale"] * math.sqrt(cell["m"] / CONTROL_M)
+            c = cell.init_scale * math.sqrt(cell.m / CONTROL_M)
             inst = _instances(cell, seeds, ctx, m=CONTROL_M, p=CONTROL_P, init_scale=c)
         else:
             inst = _instances(cell, seeds, ctx)
-        record = sorted({t for t in RECOVERY_RECORD_T if t < cell["T_max"]} | {int(cell["T_max"])})
+        record = sorted({t for t in RECOVERY_RECORD_T if t < cell.T_max} | {cell.T_max})
         rows = []
         on = inst.Z_star != 0
         with torch.no_grad():
-            for t, Z in enumerate(_iterates(ctx.encoder_under_test(), inst.X, inst.D0, lam=cell["lam"],
-                                            step=cell["step"], T=cell["T_max"]), start=1):
+            for t, Z in enumerate(_iterates(ctx.encoder_under_test(), inst.X, inst.D0, lam=cell.lam,
+                                            step=cell.step, T=cell.T_max), start=1):
                 if t not in record:
                     continue
                 same = ((Z != 0) == on).all(dim=-2)                            # (B, n)
@@ -539,9 +761,56 @@ class SupportRecovery(Claim):
                       rate_by_T={str(int(t)): float(r) for t, r in curve.items()})
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("support-recovery-vs-T",
+            "Fraction of independent trials (one example of its own instance each) whose support is "
+            "recovered exactly, supp(z_T) = supp(z*), against T, with the Clopper–Pearson interval at "
+            f"the claim's α (band) and the claim's threshold {RECOVERY_RATE_MIN:g} (dashed).")
+    def draw_recovery(self, fi: FigureInput):
+        """Recovered fraction against T with its Clopper–Pearson band and the claim's threshold."""
+        t = fi.table
+        fi.need("T", "recovered")
+        alpha = float(fi.record.get("alpha") or self.alpha)
+        rec = plot.is_true(t["recovered"])
+        counts = pd.DataFrame({"T": t["T"], "k": rec.astype(int)}).groupby("T")["k"].agg(["sum", "count"])
+        bounds = np.array([stats.clopper_pearson(int(k), int(n), alpha)
+                           for k, n in zip(counts["sum"], counts["count"])])
+        fig, (a,) = plot.new_figure(1, width=5.8, height=4.0)
+        c = plot.palette(1)[0]
+        xs = counts.index.to_numpy(float)
+        a.fill_between(xs, bounds[:, 0], bounds[:, 1], color=c, alpha=0.2, linewidth=0,
+                       label=f"Clopper–Pearson interval (α = {alpha:g})")
+        a.plot(xs, counts["sum"] / counts["count"], color=c, marker="o", markersize=4,
+               label=f"recovered fraction ({int(counts['count'].max())} trials)")
+        a.axhline(RECOVERY_RATE_MIN, color="0.3", linestyle="--", linewidth=1,
+                  label=f"claim: > {RECOVERY_RATE_MIN:g} (vast majority)")
+        a.set_ylim(-0.02, 1.02)
+        a.set_xlabel("layers T")
+        a.set_ylabel(r"P(supp$(z_T)$ = supp$(z^*)$)")
+        a.set_title("exact support recovery, incoherent regime")
+        plot.legend(a, loc="lower right")
+        return fig
+
 
 # --------------------------------------------------------------------------- II.1e
-_E = dict(m=400, p=600, s=5, n=20, init_distance=0.05, lam=0.2, step=0.2, T_max=100, decay=0.9, tau=0.1)
+@dataclass(frozen=True)
+class BiasRemovalCell:
+    """A cell of II.1e: sizes m, p, s; n examples; D⁽⁰⁾ distance δ (init_distance); λ; step α; T_max layers;
+    the λ decay factor (decay) and the hard threshold τ (tau) of the two variants."""
+
+    m: int
+    p: int
+    s: int
+    n: int
+    init_distance: float
+    lam: float
+    step: float
+    T_max: int
+    decay: float
+    tau: float
+
+
+_E = BiasRemovalCell(m=400, p=600, s=5, n=20, init_distance=0.05, lam=0.2, step=0.2, T_max=100, decay=0.9, tau=0.1)
 
 
 class BiasRemoval(Claim):
@@ -581,28 +850,35 @@ class BiasRemoval(Claim):
         "≡ fixed λ, ratio 1) and a soft threshold at the hard threshold's level τ (ISTA with "
         "λ = τ/α: same threshold, but shrinking, ratio > 1). Must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "λ-decay and hard thresholding no longer halve this encoder's floor ({statistic_name} = "
+                "{statistic:.2g}): its own fixed-λ floor is not dominated by the λ term",
+    }
+    Cell = BiasRemovalCell
+    schema = {"variant": "str", "T": "int", "code_error": "float", "code_error_mean": "float",
+              "support_rate": "float"}
     profiles = {
-        "quick": {"cells": [dict(_E, m=200, p=300, s=3, n=10, T_max=60)], "n_instances": 12},
-        "ci": {"cells": [dict(_E, T_max=60)], "n_instances": 16},
-        "paper": {"cells": [dict(_E, m=1000, p=1500, s=10, n=200, T_max=100)], "n_instances": 50},
+        "quick": {"cells": [replace(_E, m=200, p=300, s=3, n=10, T_max=60)], "n_instances": 12},
+        "ci": {"cells": [replace(_E, T_max=60)], "n_instances": 16},
+        "paper": {"cells": [replace(_E, m=1000, p=1500, s=10, n=200, T_max=100)], "n_instances": 50},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Code error against T for the fixed-λ encoder and the two variants (long format)."""
         inst = _instances(cell, seeds, ctx)
-        lam, step = float(cell["lam"]), float(cell["step"])
+        lam, step = cell.lam, cell.step
         if ctx.control:
             variants = {"decay": (core.LambdaDecayISTA(decay=1.0), lam),
-                        "hard": (core.ISTA(), float(cell["tau"]) / step)}
+                        "hard": (core.ISTA(), cell.tau / step)}
         else:
-            variants = {"decay": (core.LambdaDecayISTA(decay=float(cell["decay"])), lam),
-                        "hard": (core.HardThresholdISTA(tau=float(cell["tau"])), lam)}
+            variants = {"decay": (core.LambdaDecayISTA(decay=cell.decay), lam),
+                        "hard": (core.HardThresholdISTA(tau=cell.tau), lam)}
         runs = {"fixed": (ctx.encoder_under_test(), lam), **variants}
         rows = []
         with torch.no_grad():
             for name, (enc, lam_used) in runs.items():
                 err, err_mean = [], []
-                for Z in _iterates(enc, inst.X, inst.D0, lam=lam_used, step=step, T=cell["T_max"]):
+                for Z in _iterates(enc, inst.X, inst.D0, lam=lam_used, step=step, T=cell.T_max):
                     E = (Z - inst.Z_star).abs()
                     err.append(E.amax(dim=(-2, -1)))
                     err_mean.append(E.mean(dim=(-2, -1)))
@@ -633,3 +909,32 @@ class BiasRemoval(Claim):
                       ratio_median={v: float((floors[v] / floors["fixed"]).median()) for v in ("decay", "hard")},
                       floor_median={v: float(floors[v].median()) for v in floors.columns})
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    # ------------------------------------------------------------------ figures
+    @figure("floor-variants",
+            f"Code error against T for fixed-λ ISTA, λ-decay (λ_t = λ·{_E.decay:g}ᵗ) and hard thresholding "
+            "(median and 10–90 % band over instances, log scale). Dashed: "
+            + ("half" if RATIO_MAX == 0.5 else f"{RATIO_MAX:g} ×")
+            + " the final fixed-λ floor (median), the claim's threshold for 'well below'.")
+    def draw_variants(self, fi: FigureInput):
+        """Code error against T per variant, with RATIO_MAX × the final fixed-λ floor."""
+        t = fi.table
+        fi.need("T", "variant", "code_error")
+        fig, (a,) = plot.new_figure(1, width=6.0, height=4.2)
+        names = {"fixed": "fixed λ (ISTA)", "decay": "λ-decay", "hard": "hard threshold"}
+        variants = [v for v in names if v in set(t["variant"])] + sorted(set(t["variant"]) - set(names))
+        colours = plot.palette(len(variants))
+        for v, c in zip(variants, colours):
+            plot.band(a, t[t["variant"] == v], "T", "code_error", colour=c, label=names.get(v, str(v)),
+                      positive=True)
+        fixed = t[t["variant"] == "fixed"]
+        if len(fixed):
+            last = fixed[fixed["T"] == fixed["T"].max()]["code_error"].median()
+            factor = "½" if RATIO_MAX == 0.5 else f"{RATIO_MAX:g}"
+            a.axhline(RATIO_MAX * last, color="0.3", linestyle="--", linewidth=1, label=f"{factor} × fixed-λ floor")
+        a.set_yscale("log")
+        a.set_xlabel("layers T")
+        a.set_ylabel(r"code error $\max_{j,k}|z_{T,jk} - z^*_{jk}|$")
+        a.set_title("removing the λ term lowers the floor")
+        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["variant"] == variants[0]])), title_fontsize=8)
+        return fig

@@ -39,13 +39,15 @@ PASS (p = max p), FAIL when some part FAILS.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from udl import core
-from udl.engine import Claim, Context, Verdict, all_of, stats
+from udl.engine import Claim, Context, FigureInput, Verdict, all_of, figure, stats
+from udl.engine import plotting as plot
 
 __all__ = ["Contraction", "Neighbourhood", "contraction_factors", "plateaus", "lam_grid"]
 
@@ -80,21 +82,20 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def _instances(cell: dict, seeds, ctx: Context) -> core.Instances:
-    """Instances of a cell (m, p, s, n, init_scale, optional sign) on ctx's device and dtype."""
-    return core.make_instances(int(cell["m"]), int(cell["p"]), int(cell["s"]), int(cell["n"]),
-                              init_scale=float(cell["init_scale"]), sign=str(cell.get("sign", "independent")),
+def _instances(cell, seeds, ctx: Context) -> core.Instances:
+    """Instances of a cell (m, p, s, n, init_scale, sign) on ctx's device and dtype."""
+    return core.make_instances(cell.m, cell.p, cell.s, cell.n, init_scale=cell.init_scale, sign=cell.sign,
                               seed=list(seeds), dtype=ctx.dtype, device=ctx.device)
 
 
-def _lr(cell: dict) -> float:
+def _lr(cell) -> float:
     """The dictionary step η = lr_factor · p / s."""
-    return float(cell["lr_factor"]) * int(cell["p"]) / int(cell["s"])
+    return cell.lr_factor * cell.p / cell.s
 
 
-def lam_grid(cell: dict) -> np.ndarray:
+def lam_grid(cell) -> np.ndarray:
     """The λ sweep of a II.2b cell: ``n_lam`` values geometric from ``lam_lo`` to ``lam_hi``."""
-    return np.geomspace(float(cell["lam_lo"]), float(cell["lam_hi"]), int(cell["n_lam"]))
+    return np.geomspace(cell.lam_lo, cell.lam_hi, cell.n_lam)
 
 
 def _errors(D: torch.Tensor, D_star: torch.Tensor):
@@ -182,7 +183,27 @@ def plateaus(table: pd.DataFrame, *, by=("cell", "instance", "lam")) -> pd.DataF
 
 
 # --------------------------------------------------------------------------- II.2a
-_A = dict(m=50, p=100, s=3, init_scale=0.05, lam=0.2, step=0.2, T=50, lr_factor=0.125)
+@dataclass(frozen=True)
+class ContractionCell:
+    """A cell of II.2a: sizes m, p, s; D⁽⁰⁾ distance c (init_scale); λ; step α; T layers; dictionary step
+    η = lr_factor·p/s; n examples; n_steps of descent, the first fit_steps fitted; sign pattern of the codes."""
+
+    m: int
+    p: int
+    s: int
+    init_scale: float
+    lam: float
+    step: float
+    T: int
+    lr_factor: float
+    n: int
+    n_steps: int
+    fit_steps: int
+    sign: str = "independent"
+
+
+_A = ContractionCell(m=50, p=100, s=3, init_scale=0.05, lam=0.2, step=0.2, T=50, lr_factor=0.125, n=1000,
+                     n_steps=15, fit_steps=4)
 
 
 class Contraction(Claim):
@@ -227,18 +248,28 @@ class Contraction(Claim):
         "the claim must FAIL. The early window matters: the ascent saturates near e ≈ 1.1, and an "
         "affine fit of e²_{l+1} on e²_l over the whole run gives 0.99 < 1 for it (pilot).")
     requires = frozenset({"soft_threshold"})
+    audit_sentences = {
+        "FAIL": "g_dec with these codes no longer contracts the dictionary error (factor {statistic:.3g}, "
+                "needs < 1)",
+        ("INCONCLUSIVE", "no-threshold"):
+            "least-squares codes hardly pull D towards D* (contraction factor {statistic:.3g} "
+            "[{lower:.3g}, {upper:.3g}] against 1; the reference contracts at {reference:.2g})",
+    }
+    Cell = ContractionCell
+    schema = {"train_step": "int", "lr": "float", "direction": "str", "dtype": "str", "dict_error": "float",
+              "dict_error_max": "float", "coherence": "float", "init_error": "float"}
     profiles = {
-        "quick": {"cells": [dict(_A, m=30, p=50, n=500, n_steps=8, fit_steps=4)], "n_instances": 4},
-        "ci": {"cells": [dict(_A, n=1000, n_steps=15, fit_steps=4)], "n_instances": 8},
-        "paper": {"cells": [dict(_A, s=5, n=10_000, init_scale=0.1, T=100, n_steps=100, fit_steps=10)],
+        "quick": {"cells": [replace(_A, m=30, p=50, n=500, n_steps=8, fit_steps=4)], "n_instances": 4},
+        "ci": {"cells": [replace(_A, n=1000, n_steps=15, fit_steps=4)], "n_instances": 8},
+        "paper": {"cells": [replace(_A, s=5, n=10_000, init_scale=0.1, T=100, n_steps=100, fit_steps=10)],
                   "n_instances": 50},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Dictionary-error trajectories (long format: one row per step and instance)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, lam, step, T, lr = ctx.encoder_under_test(), float(cell["lam"]), float(cell["step"]), int(cell["T"]), _lr(cell)
-        n_steps = int(cell["n_steps"])
+        encoder, lam, step, T, lr = ctx.encoder_under_test(), cell.lam, cell.step, cell.T, _lr(cell)
+        n_steps = cell.n_steps
         if ctx.control:
             def ascent(D):   # descent on −g_dec: the sign of the update flipped, nothing else
                 return -core.gradient(inst.X, D, kind="dec", lam=lam, step=step, T=T, encoder=encoder)
@@ -270,9 +301,90 @@ class Contraction(Claim):
                       init_error_median=float(table.loc[table["train_step"] == 0, "dict_error"].median()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("contraction",
+            "Left: relative dictionary error e_l = ‖D⁽ˡ⁾ − D*‖_F/‖D*‖_F against the training step l under "
+            "g_dec (per instance thin, median bold; log scale); the shaded window holds the steps of the "
+            "fit and the dotted line is the fitted contraction e_l = e_0·ρ^{l/2}. Right: the recursion "
+            "e²_{l+1} against e²_l (window points coloured) with the fitted factor y = ρx (stored verdict) "
+            "and the line of no contraction y = x.")
+    def draw_contraction(self, fi: FigureInput):
+        """Error against the step with the fitted ρ (left); the recursion e²_{l+1} against e²_l (right)."""
+        t = fi.table
+        fi.need("train_step", "dict_error")
+        fig, (a, b) = plot.new_figure(2)
+        c = plot.palette(1)[0]
+        K = int(plot.cell_value(t, "fit_steps", 0) or 0)
+        rho = fi.record.get("statistic")
+        rho = float(rho) if rho is not None and np.isfinite(float(rho)) else None
+        keys = [k for k in ("cell", "instance") if k in t.columns]
+        xs_all, ys_all, win = [], [], []
+        for _, g in t.groupby(keys) if keys else [(None, t)]:
+            g = g.sort_values("train_step")
+            a.plot(g["train_step"], g["dict_error"], color="0.7", linewidth=0.7)
+            e2 = g["dict_error"].to_numpy(float) ** 2
+            steps = g["train_step"].to_numpy(int)
+            xs_all.append(e2[:-1])
+            ys_all.append(e2[1:])
+            win.append(steps[:-1] < K)
+        q = plot.band(a, t, "train_step", "dict_error", colour=c, label=plot.band_note(plot.instances_of(t)),
+                      positive=True)
+        if K:
+            a.axvspan(0, K, color=c, alpha=0.07, label=f"fit window (first {K} steps)")
+        if rho is not None and 0 < rho and len(q):
+            e0 = float(q["med"].iloc[0])
+            steps = np.arange(0, int(q.index.max()) + 1)
+            a.plot(steps, e0 * rho ** (steps / 2), color="0.2", linestyle=":", linewidth=1.5,
+                   label=f"fitted ρ = {rho:.3f}: $e_l = e_0 ρ^{{l/2}}$")
+        a.set_yscale("log")
+        a.set_xlabel("training step l")
+        a.set_ylabel(r"$e_l = \|D^{(l)} - D^*\|_F / \|D^*\|_F$")
+        a.set_title(r"$g_{\mathrm{dec}}$ contracts the dictionary error")
+        plot.legend(a, loc="upper right")
+        if xs_all:
+            x, y, w = np.concatenate(xs_all), np.concatenate(ys_all), np.concatenate(win)
+            b.scatter(x[~w], y[~w], s=12, color="0.6", label="steps after the window")
+            b.scatter(x[w], y[w], s=16, color=c, label="fit window")
+            pos = np.concatenate([x[x > 0], y[y > 0]])
+            lim = np.array([pos.min() * 0.8, pos.max() * 1.2]) if len(pos) else np.array([1e-3, 1])
+            b.plot(lim, lim, color="0.3", linestyle="--", linewidth=1, label="y = x (no contraction)")
+            if rho is not None and rho > 0:
+                interval = fi.record.get("interval") or [None, None]
+                b.plot(lim, rho * lim, color=c, linestyle=":", linewidth=1.6,
+                       label=f"fit y = ρx, ρ = {rho:.3f}, bound {plot.fmt_interval(interval)}")
+            b.set_xscale("log")
+            b.set_yscale("log")
+            b.set_xlabel(r"$e_l^2$")
+            b.set_ylabel(r"$e_{l+1}^2$")
+            b.set_title(r"recursion $e_{l+1}^2 = \rho\, e_l^2 + \varepsilon_\lambda$")
+            plot.legend(b, loc="upper left")
+        return fig
+
 
 # --------------------------------------------------------------------------- II.2b
-_B = dict(m=50, p=100, s=3, init_scale=0.02, step=0.2, T=50, lr_factor=0.25)
+@dataclass(frozen=True)
+class NeighbourhoodCell:
+    """A cell of II.2b: sizes m, p, s; D⁽⁰⁾ distance c (init_scale); step α; T layers; dictionary step
+    η = lr_factor·p/s; n examples; λ grid (n_lam values from lam_lo to lam_hi); n_steps of descent;
+    sign pattern of the codes."""
+
+    m: int
+    p: int
+    s: int
+    init_scale: float
+    step: float
+    T: int
+    lr_factor: float
+    n: int
+    lam_lo: float
+    lam_hi: float
+    n_lam: int
+    n_steps: int
+    sign: str = "independent"
+
+
+_B = NeighbourhoodCell(m=50, p=100, s=3, init_scale=0.02, step=0.2, T=50, lr_factor=0.25, n=1000, lam_lo=0.15,
+                       lam_hi=0.6, n_lam=3, n_steps=25)
 
 
 class Neighbourhood(Claim):
@@ -326,19 +438,32 @@ class Neighbourhood(Claim):
         "falling), identically for every λ, so both parts fail (error at the end < 1e-4; local "
         "slopes exactly 0 < 0.1). Must FAIL.")
     requires = frozenset({"soft_threshold", "fixed_lambda"})
+    audit_sentences = {
+        "FAIL": "the g_dec plateau no longer grows with λ ({statistic_name} = {statistic:.2g}, needs > 0.1)",
+        ("FAIL", "no-threshold"):
+            "without a threshold the codes, and so the g_dec plateau, do not depend on λ (smallest local "
+            "log-log slope {statistic:.2g}, needs > 0.1)",
+        ("FAIL", "unscaled-threshold"):
+            "the codes are lasso codes at λ/α = 5λ: at the largest λ of the sweep they are all zero, g_dec "
+            "vanishes and D never leaves D⁽⁰⁾, so the plateau no longer grows with λ (smallest local log-log "
+            "slope {statistic:.2g}, needs > 0.1)",
+    }
+    Cell = NeighbourhoodCell
+    schema = {"train_step": "int", "lam": "float", "lr": "float", "estimator": "str", "dtype": "str",
+              "dict_error": "float", "dict_error_max": "float", "coherence": "float", "init_error": "float"}
     profiles = {
-        "quick": {"cells": [dict(_B, m=30, p=50, n=500, lam_lo=0.15, lam_hi=0.6, n_lam=2, n_steps=20)],
+        "quick": {"cells": [replace(_B, m=30, p=50, n=500, lam_lo=0.15, lam_hi=0.6, n_lam=2, n_steps=20)],
                   "n_instances": 5},
-        "ci": {"cells": [dict(_B, n=1000, lam_lo=0.15, lam_hi=0.6, n_lam=3, n_steps=25)], "n_instances": 8},
-        "paper": {"cells": [dict(_B, s=5, n=10_000, T=200, lam_lo=0.1, lam_hi=0.6, n_lam=4, n_steps=40)],
+        "ci": {"cells": [replace(_B, n=1000, lam_lo=0.15, lam_hi=0.6, n_lam=3, n_steps=25)], "n_instances": 8},
+        "paper": {"cells": [replace(_B, s=5, n=10_000, T=200, lam_lo=0.1, lam_hi=0.6, n_lam=4, n_steps=40)],
                   "n_instances": 30},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Trajectories per λ on the same instances (long format: step × instance × λ)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, step, T, lr = ctx.encoder_under_test(), float(cell["step"]), int(cell["T"]), _lr(cell)
-        n_steps = int(cell["n_steps"])
+        encoder, step, T, lr = ctx.encoder_under_test(), cell.step, cell.T, _lr(cell)
+        n_steps = cell.n_steps
         dtype = str(ctx.dtype).removeprefix("torch.")
         rows = []
         for lam in lam_grid(cell):
@@ -386,3 +511,48 @@ class Neighbourhood(Claim):
             plateau_over_lam_median=float((pl["plateau"] / pl["lam"]).median()),
             drift_max=float(pl["drift"].max()), drift_ok=bool(pl["drift"].max() <= DRIFT_MAX))
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    # ------------------------------------------------------------------ figures
+    @figure("neighbourhood",
+            "Left: dictionary error against the training step for each λ (median and 10–90 % band over "
+            "instances, log scale). Right: the plateau (error at the last step) against λ on log-log "
+            f"axes, per instance (points) and median, with the predicted radius ∝ λ (slope {PREDICTED_SLOPE:g}, "
+            "dotted); the legend gives the stored per-instance slope and its interval.")
+    def draw_neighbourhood(self, fi: FigureInput):
+        """Error against the step per λ (left); the plateau against λ with the predicted slope (right)."""
+        t = fi.table
+        fi.need("train_step", "dict_error", "lam")
+        lams = sorted(pd.unique(t["lam"]))
+        colours = plot.palette(len(lams))
+        fig, (a, b) = plot.new_figure(2)
+        for lam, c in zip(lams, colours):
+            plot.band(a, t[t["lam"] == lam], "train_step", "dict_error", colour=c, label=f"λ = {lam:g}",
+                      positive=True)
+        a.set_yscale("log")
+        a.set_xlabel("training step l")
+        a.set_ylabel(r"$e_l = \|D^{(l)} - D^*\|_F / \|D^*\|_F$")
+        a.set_title(r"$g_{\mathrm{dec}}$ settles on a λ-dependent plateau")
+        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["lam"] == lams[0]])), title_fontsize=8)
+        keys = [k for k in ("cell", "instance", "lam") if k in t.columns]
+        last = t.sort_values("train_step").groupby(keys).tail(1)
+        last = plot.finite(last, "lam", "dict_error", positive=True)
+        b.scatter(last["lam"], last["dict_error"], s=14, color="0.55", label="plateau per instance", zorder=2)
+        med = last.groupby("lam")["dict_error"].median()
+        b.plot(med.index, med.to_numpy(), color=colours[0], marker="o", linewidth=1.8, label="median", zorder=3)
+        if len(med) >= 2:
+            x0 = float(med.index[0])
+            detail = fi.record.get("detail") or {}
+            slope = detail.get("slope_mean")
+            label = f"prediction: radius ∝ λ (slope {PREDICTED_SLOPE:g})"
+            plot.ref_line(b, med.index.to_numpy(float), PREDICTED_SLOPE, x0, float(med.iloc[0]), label=label)
+            if slope is not None:
+                b.plot([], [], " ", label=f"stored mean per-instance slope {float(slope):.3f} "
+                                          f"{plot.fmt_interval(detail.get('slope_interval'))}")
+        b.set_xscale("log")
+        b.set_yscale("log")
+        plot.data_ticks(b.xaxis, med.index)
+        b.set_xlabel("λ (sparsity weight)")
+        b.set_ylabel(r"plateau $e_\infty$")
+        b.set_title("the neighbourhood grows with λ")
+        plot.legend(b, loc="upper left")
+        return fig

@@ -48,15 +48,18 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from udl import core
-from udl.engine import Claim, Context, Verdict, all_of, stats
+from udl.engine import Claim, Context, FigureInput, Verdict, all_of, figure, stats, when
+from udl.engine import plotting as plot
 
-__all__ = ["StationaryIdentity", "TrainedStationarity", "DigitInterpretability", "stationarity_check", "load_digit_images"]
+__all__ = ["StationaryIdentity", "TrainedStationarity", "DigitInterpretability", "stationarity_check", "load_digit_images",
+           "digit_pictures"]
 
 # --------------------------------------------------------------------------- constants
 #: Identities are checked in float64 (see the module docstring).
@@ -128,7 +131,24 @@ def _perturb(D: torch.Tensor, E: torch.Tensor, rel: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- II.4a
-_A = dict(m=20, p=40, s=3, n_new=20, lam=0.2, step=0.2, T=20, init_scale=0.1)
+@dataclass(frozen=True)
+class StationaryIdentityCell:
+    """A cell of II.4a: sizes m, p, s; n_new held-out examples; λ; step α; T layers; D⁽⁰⁾ distance c
+    (init_scale); n training examples; ridge ω (omega)."""
+
+    m: int
+    p: int
+    s: int
+    n_new: int
+    lam: float
+    step: float
+    T: int
+    init_scale: float
+    n: int
+    omega: float
+
+
+_A = StationaryIdentityCell(m=20, p=40, s=3, n_new=20, lam=0.2, step=0.2, T=20, init_scale=0.1, n=120, omega=0.01)
 
 
 def _reference_dictionary(X: torch.Tensor, Z: torch.Tensor, omega: float) -> torch.Tensor:
@@ -187,21 +207,28 @@ class StationaryIdentity(Claim):
         f"size {CONTROL_NOISE_A:g} (every instance): far above the rounding tolerances, so every "
         "instance violates and the claim must FAIL.")
     requires = frozenset()
+    audit_sentences = {
+        "FAIL": "the stationary-dictionary identities fail on this encoder's codes ({statistic_name} = "
+                "{statistic:.2g})",
+    }
+    Cell = StationaryIdentityCell
+    schema = {"cond": "float", "zero_atoms": "float", "e_fwd": "float", "tol_fwd": "float", "e_stat": "float",
+              "tol_stat": "float", "e_beta": "float", "tol_beta": "float", "ratio": "float", "dtype": "str"}
     profiles = {
-        "quick": {"cells": [dict(_A, n=120, omega=0.01), dict(_A, n=30, omega=0.001)], "n_instances": 80},
-        "ci": {"cells": [dict(_A, n=120, omega=0.01), dict(_A, n=30, omega=0.001), dict(_A, n=60, omega=1.0)],
+        "quick": {"cells": [replace(_A, n=120, omega=0.01), replace(_A, n=30, omega=0.001)], "n_instances": 80},
+        "ci": {"cells": [replace(_A, n=120, omega=0.01), replace(_A, n=30, omega=0.001), replace(_A, n=60, omega=1.0)],
                "n_instances": 60},
-        "paper": {"cells": [dict(_A, m=50, p=100, s=5, n=n, omega=omega) for n in (50, 500)
+        "paper": {"cells": [replace(_A, m=50, p=100, s=5, n=n, omega=omega) for n in (50, 500)
                             for omega in (1e-3, 1e-1, 10.0)], "n_instances": 200},
     }
 
     def simulate(self, cell, seeds, ctx):
         """One row per instance: the three errors, their tolerances and the worst ratio."""
-        n, p, omega = int(cell["n"]), int(cell["p"]), float(cell["omega"])
-        inst = core.make_instances(cell["m"], p, cell["s"], n + int(cell["n_new"]), init_scale=cell["init_scale"],
+        n, p, omega = cell.n, cell.p, cell.omega
+        inst = core.make_instances(cell.m, p, cell.s, n + cell.n_new, init_scale=cell.init_scale,
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
         with torch.no_grad():
-            Z_all = ctx.encoder_under_test()(inst.X, inst.D0, lam=cell["lam"], step=cell["step"], T=cell["T"])
+            Z_all = ctx.encoder_under_test()(inst.X, inst.D0, lam=cell.lam, step=cell.step, T=cell.T)
             X, Z, Z_new = inst.X[..., :n], Z_all[..., :n], Z_all[..., n:]
             D, C = core.stationary_dictionary(X, Z, omega=omega, return_contributions=True)
             beta = core.reconstruction_coefficients(X, Z, Z_new, omega=omega)
@@ -237,6 +264,44 @@ class StationaryIdentity(Claim):
                       worst_ratio_beta=float((table["e_beta"] / table["tol_beta"]).max()),
                       cond_max=float(table["cond"].max()), cond_median=float(table["cond"].median()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    # ------------------------------------------------------------------ figures
+    @figure("identity-ratios",
+            "Error/tolerance ratios of the three identity checks on every instance (log scale), by cell "
+            "(n, ω): forward error against an independent QR solve, the stationarity residual, and "
+            "D̃ẑ − Xβ. A point above the dashed line at 1 would be a violation.", per_cell=False)
+    def draw_ratios(self, fi: FigureInput):
+        """Per-instance error/tolerance of the three identities, by cell (jittered points)."""
+        t = fi.table
+        checks = [("e_fwd", "tol_fwd", "forward error"), ("e_stat", "tol_stat", "stationarity residual"),
+                  ("e_beta", "tol_beta", r"$\tilde D\hat z - X\beta$")]
+        checks = [c for c in checks if {c[0], c[1]} <= set(t.columns)]
+        if not checks:
+            fi.need("e_fwd", "tol_fwd")
+        fig, (a,) = plot.new_figure(1, width=6.4, height=4.0)
+        cells = sorted(pd.unique(t["cell"])) if "cell" in t.columns else [None]
+        colours = plot.palette(len(checks))
+        rng = np.random.default_rng(0)   # fixed jitter: deterministic figure
+        width = 0.8 / len(checks)
+        for i, cell in enumerate(cells):
+            g = t if cell is None else t[t["cell"] == cell]
+            for j, ((e, tol, name), c) in enumerate(zip(checks, colours)):
+                r = (g[e] / g[tol]).to_numpy(float)
+                r = np.where(r > 0, r, np.nan)
+                x = i - 0.4 + width * (j + 0.5) + rng.uniform(-0.3, 0.3, len(r)) * width
+                a.scatter(x, r, s=6, color=c, alpha=0.6, label=name if i == 0 else None)
+        a.axhline(1.0, color="0.2", linestyle="--", linewidth=1, label="tolerance (violation above)")
+        labels = []
+        for cell in cells:
+            g = t if cell is None else t[t["cell"] == cell]
+            n, omega = plot.cell_value(g, "n"), plot.cell_value(g, "omega")
+            labels.append(f"n = {n}, ω = {omega:g}" if n is not None and omega is not None else f"cell {cell}")
+        a.set_xticks(range(len(cells)), labels)
+        a.set_yscale("log")
+        a.set_ylabel("error / tolerance (per instance)")
+        a.set_title("the stationary-dictionary identities hold to rounding")
+        plot.legend(a, loc="center right", fontsize=7.5)
+        return fig
 
 
 # --------------------------------------------------------------------------- II.4b
@@ -285,7 +350,29 @@ def _checkpoints(n_steps: int, k: int) -> list[int]:
     return [0] + sorted({max(1, n_steps // 2 ** i) for i in range(k)})
 
 
-_B = dict(m=10, p=20, s=2, n=60, lam=0.2, step=0.2, T=20, omega=0.1, lr=2.0, init_scale=0.1)
+@dataclass(frozen=True)
+class TrainedStationarityCell:
+    """A cell of II.4b: sizes m, p, s; n examples; λ; step α; T layers; ridge ω (omega); learning rate lr;
+    D⁽⁰⁾ distance c (init_scale); n_steps of g_dec learning checked at n_checkpoints; ae_ls_steps of g_ae-ls
+    learning (0: none)."""
+
+    m: int
+    p: int
+    s: int
+    n: int
+    lam: float
+    step: float
+    T: int
+    omega: float
+    lr: float
+    init_scale: float
+    n_steps: int
+    n_checkpoints: int
+    ae_ls_steps: int
+
+
+_B = TrainedStationarityCell(m=10, p=20, s=2, n=60, lam=0.2, step=0.2, T=20, omega=0.1, lr=2.0, init_scale=0.1,
+                            n_steps=200, n_checkpoints=4, ae_ls_steps=100)
 
 
 class TrainedStationarity(Claim):
@@ -335,26 +422,36 @@ class TrainedStationarity(Claim):
         "the training reported (a dictionary that is not the one its training certifies). Once the "
         "certified bound drops below the perturbation, the inequality is violated: must FAIL.")
     requires = frozenset({"soft_threshold"})
+    audit_sentences = {
+        "INCONCLUSIVE": when("[trend]",
+                             "the deviation from X G⁻¹Z̃ᵀ no longer shrinks between the last two checkpoints on "
+                             "most instances (rate {statistic:.2g} [{lower:.2g}, {upper:.2g}] against 1/2): g_dec "
+                             "training with these codes has not settled by the last checkpoint"),
+    }
+    Cell = TrainedStationarityCell
+    schema = {"kind": "str", "train_step": "int", "residual_train": "float", "dev": "float", "bound": "float",
+              "tight": "float", "slack": "float", "ratio": "float", "cond": "float", "residual_dec": "float",
+              "loss": "float", "code_density": "float", "col_norm": "float"}
     profiles = {
-        "quick": {"cells": [dict(_B, m=8, p=12, n=40, T=15, n_steps=100, n_checkpoints=3, ae_ls_steps=0)],
+        "quick": {"cells": [replace(_B, m=8, p=12, n=40, T=15, n_steps=100, n_checkpoints=3, ae_ls_steps=0)],
                   "n_instances": 80},
-        "ci": {"cells": [dict(_B, n_steps=200, n_checkpoints=4, ae_ls_steps=100)], "n_instances": 80},
-        "paper": {"cells": [dict(_B, m=50, p=100, s=5, n=500, T=50, lr=1.0, n_steps=2000, n_checkpoints=8,
+        "ci": {"cells": [replace(_B, n_steps=200, n_checkpoints=4, ae_ls_steps=100)], "n_instances": 80},
+        "paper": {"cells": [replace(_B, m=50, p=100, s=5, n=500, T=50, lr=1.0, n_steps=2000, n_checkpoints=8,
                                  ae_ls_steps=2000)], "n_instances": 200},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Long table: one row per (instance, kind, train_step) with dev, bound, ratio, residuals."""
-        inst = core.make_instances(cell["m"], cell["p"], cell["s"], cell["n"], init_scale=cell["init_scale"],
+        inst = core.make_instances(cell.m, cell.p, cell.s, cell.n, init_scale=cell.init_scale,
                                   seed=list(seeds), dtype=IDENTITY_DTYPE, device=ctx.device)
         encoder = ctx.encoder_under_test()
-        omega = float(cell["omega"])
-        enc_args = dict(lam=cell["lam"], step=cell["step"], T=int(cell["T"]))
-        train_args = dict(enc_args, lr=float(cell["lr"]), normalize=False, omega=omega, encoder=encoder)
+        omega = cell.omega
+        enc_args = dict(lam=cell.lam, step=cell.step, T=cell.T)
+        train_args = dict(enc_args, lr=cell.lr, normalize=False, omega=omega, encoder=encoder)
         X, D, done = inst.X, inst.D0, 0
         noise = _noise(seeds, D.shape[-2:], salt=42, like=D) if ctx.control else None
         rows = []
-        for step_l in _checkpoints(int(cell["n_steps"]), int(cell["n_checkpoints"])):
+        for step_l in _checkpoints(cell.n_steps, cell.n_checkpoints):
             traj = core.train(X, D, kind="dec", n_steps=step_l - done, record_every=max(1, step_l - done),
                              **train_args)
             D, done = traj.D, step_l
@@ -364,7 +461,7 @@ class TrainedStationarity(Claim):
                                                       **enc_args), np.arange(len(seeds)), "dec", step_l,
                                    residual))
         ae = [i for i, s in enumerate(seeds) if int(s) % AE_LS_SEED_MOD == 0]
-        ae_steps = int(cell["ae_ls_steps"])
+        ae_steps = cell.ae_ls_steps
         if ae_steps and ae and not ctx.control and "differentiable" in getattr(encoder, "capabilities", ()):
             idx = torch.as_tensor(ae, device=X.device)
             traj = core.train(X[idx], inst.D0[idx], kind="ae-ls", n_steps=ae_steps, record_every=ae_steps,
@@ -413,6 +510,57 @@ class TrainedStationarity(Claim):
                           dec_dev_median_same_instances=float(final.loc[ae.index, "dev"].median()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
 
+    # ------------------------------------------------------------------ figures
+    @figure("stationarity-residual",
+            "Left: deviation of the trained dictionary from X G⁻¹Z̃ᵀ, ‖D − D̃‖_F/‖D‖_F, and its certified "
+            "bound ‖R‖_F/(ω‖D‖_F) from the training's gradient residual, against the training step (median "
+            "and 10–90 % band over instances, log scale). Right: deviation against bound per instance and "
+            "checkpoint; the inequality says every g_dec point lies on or below y = x. g_ae-ls networks "
+            "(informative) are shown as crosses.")
+    def draw_residual(self, fi: FigureInput):
+        """Deviation and bound against the checkpoint (left); deviation against bound per instance (right)."""
+        t = fi.table
+        fi.need("train_step", "dev", "bound")
+        dec = t[t["kind"] == "dec"] if "kind" in t.columns else t
+        fig, (a, b) = plot.new_figure(2)
+        c0, c1, c2 = plot.palette(3)[:3]
+        plot.band(a, dec, "train_step", "dev", colour=c0, label=r"deviation $\|D - \tilde D\|_F/\|D\|_F$",
+                  marker="o", positive=True)
+        plot.band(a, dec, "train_step", "bound", colour=c1, label=r"bound $\|R\|_F/(\omega\|D\|_F)$", marker="s",
+                  linestyle="--", positive=True)
+        if "tight" in dec.columns:
+            plot.band(a, dec, "train_step", "tight", colour=c2, label=r"tighter $\|R\|_F/(\lambda_{\min}\|D\|_F)$",
+                      marker="^", linestyle=":", positive=True, alpha=0.0)
+        a.set_yscale("log")
+        plot.data_ticks(a.xaxis, pd.unique(dec["train_step"]))
+        a.set_xlabel("training step (checkpoints)")
+        a.set_ylabel("relative deviation / bound")
+        a.set_title("the stationarity residual certifies the deviation")
+        plot.legend(a, title=plot.band_note(plot.instances_of(dec[dec["train_step"] == dec["train_step"].max()])),
+                    title_fontsize=8, loc="lower left")
+        d = plot.finite(dec, "dev", "bound", positive=True)
+        steps = sorted(pd.unique(d["train_step"]))
+        colours = plot.palette(len(steps))
+        for s, c in zip(steps, colours):
+            g = d[d["train_step"] == s]
+            b.scatter(g["bound"], g["dev"], s=10, color=c, alpha=0.7, label=f"step {s:g}")
+        if "kind" in t.columns:
+            ae = plot.finite(t[t["kind"] == "ae-ls"], "dev", "bound", positive=True)
+            if len(ae):
+                b.scatter(ae["bound"], ae["dev"], s=30, marker="x", color="0.1",
+                          label=r"$g_{\mathrm{ae}\text{-}\mathrm{ls}}$ network")
+        pos = d[["dev", "bound"]].to_numpy(float).ravel()
+        if len(pos):
+            lim = np.array([pos.min() * 0.5, pos.max() * 2])
+            b.plot(lim, lim, color="0.2", linestyle="--", linewidth=1, label="y = x (bound attained)")
+        b.set_xscale("log")
+        b.set_yscale("log")
+        b.set_xlabel(r"bound $\|R\|_F/(\omega\|D\|_F)$")
+        b.set_ylabel(r"deviation $\|D - \tilde D\|_F/\|D\|_F$")
+        b.set_title("every instance, every checkpoint")
+        plot.legend(b, loc="upper left", fontsize=7.5)
+        return fig
+
 
 def _residual_dec(X, D, omega, encoder, enc_args) -> torch.Tensor:
     """‖(DZ̃ − X)Z̃ᵀ/n + ωD‖_F at Z̃ = encoder(X, D): the g_dec residual of any dictionary."""
@@ -437,6 +585,19 @@ def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     return X, digits.target.astype(np.int64)
 
 
+@functools.lru_cache(maxsize=1)
+def digit_pictures() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8×8 digits as pictures: raw images ``(1797, 8, 8)`` (0–16) and labels.
+
+    What II.4c's figures show; the ``train_index`` values stored in its table index these
+    (the same order as :func:`load_digit_images`). Ships with scikit-learn (no download).
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images, digits.target
+
+
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pearson correlation over the last dimension (broadcast)."""
     a = a - a.mean(dim=-1, keepdim=True)
@@ -454,7 +615,22 @@ def _gather_cols(M: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return out.reshape(B, k, q, M.shape[-1])
 
 
-_C = dict(p=64, lam=0.1, step=0.2, T=15, omega=0.01, lr=1.0)
+@dataclass(frozen=True)
+class DigitInterpretabilityCell:
+    """A cell of II.4c: p atoms; λ; step α; T layers; ridge ω (omega); learning rate lr; n_train training
+    images; n_steps of learning."""
+
+    p: int
+    lam: float
+    step: float
+    T: int
+    omega: float
+    lr: float
+    n_train: int
+    n_steps: int
+
+
+_C = DigitInterpretabilityCell(p=64, lam=0.1, step=0.2, T=15, omega=0.01, lr=1.0, n_train=1200, n_steps=20)
 #: Integer-valued columns of II.4c's long table.
 _INT_COLUMNS = ("n_test", "item", "rank", "train_index", "train_label", "test_label", "pixel")
 
@@ -507,18 +683,28 @@ class DigitInterpretability(Claim):
         "codes and β are unchanged. The agreement drops to chance (≈ 0.1) and the resemblance gap to "
         "≈ 0: must FAIL.")
     requires = frozenset({"soft_threshold"})
+    audit_sentences = {
+        "FAIL": "the β-reconstruction no longer picks same-label training digits, or the top contributors no "
+                "longer resemble the atoms ({statistic_name} = {statistic:.2g})",
+    }
+    Cell = DigitInterpretabilityCell
+    schema = {"record": "str", "agree_top1": "float", "successes": "float", "n_test": "int", "share_topk": "float",
+              "chance": "float", "resemblance": "float", "corr_top": "float", "corr_bot": "float",
+              "atoms_used": "float", "dev": "float", "loss": "float", "grad_norm": "float", "code_density": "float",
+              "item": "int", "role": "str", "rank": "int", "train_index": "int", "train_label": "int",
+              "weight": "float", "test_label": "int", "what": "str", "pixel": "int", "value": "float"}
     profiles = {
-        "quick": {"cells": [dict(_C, n_train=800, n_steps=5)], "n_instances": 5},
-        "ci": {"cells": [dict(_C, n_train=1200, n_steps=20)], "n_instances": 8},
-        "paper": {"cells": [dict(_C, p=100, n_train=1200, n_steps=200),
-                            dict(_C, p=64, n_train=1200, n_steps=200)], "n_instances": 30},
+        "quick": {"cells": [replace(_C, n_train=800, n_steps=5)], "n_instances": 5},
+        "ci": {"cells": [replace(_C, n_train=1200, n_steps=20)], "n_instances": 8},
+        "paper": {"cells": [replace(_C, p=100, n_train=1200, n_steps=200),
+                            replace(_C, p=64, n_train=1200, n_steps=200)], "n_instances": 30},
     }
 
     def simulate(self, cell, seeds, ctx):
         """Rows: ``record = "split"`` (one per split: rates, resemblance), and figure records."""
         images, labels = load_digit_images()
         N, m = images.shape
-        n_train, p = int(cell["n_train"]), int(cell["p"])
+        n_train, p = cell.n_train, cell.p
         rngs = [np.random.default_rng(int(s)) for s in seeds]
         order = np.stack([r.permutation(N) for r in rngs])                       # split
         D0 = np.stack([r.standard_normal((m, p)) for r in rngs])                   # initial dictionary
@@ -532,11 +718,11 @@ class DigitInterpretability(Claim):
         X_look = torch.as_tensor(images[look_idx]).to(**dev)                     # (B, n_train, m)
         y_look = torch.as_tensor(labels[look_idx], device=ctx.device)
         y_test = torch.as_tensor(labels[test_idx], device=ctx.device)
-        encoder, omega = ctx.encoder_under_test(), float(cell["omega"])
-        enc_args = dict(lam=cell["lam"], step=cell["step"], T=int(cell["T"]))
+        encoder, omega = ctx.encoder_under_test(), cell.omega
+        enc_args = dict(lam=cell.lam, step=cell.step, T=cell.T)
         traj = core.train(X, core.normalize_columns(torch.as_tensor(D0).to(**dev)), kind="dec",
-                         n_steps=int(cell["n_steps"]), lr=float(cell["lr"]), normalize=False, omega=omega,
-                         encoder=encoder, record_every=max(1, int(cell["n_steps"])), **enc_args)
+                         n_steps=cell.n_steps, lr=cell.lr, normalize=False, omega=omega,
+                         encoder=encoder, record_every=max(1, cell.n_steps), **enc_args)
         D = traj.D
         with torch.no_grad():
             Z, Z_test = encoder(X, D, **enc_args), encoder(X_test, D, **enc_args)
@@ -639,3 +825,125 @@ class DigitInterpretability(Claim):
                       corr_top_mean=float(s["corr_top"].mean()), corr_bot_mean=float(s["corr_bot"].mean()),
                       dev_median=float(s["dev"].median()), atoms_used_mean=float(s["atoms_used"].mean()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    # ------------------------------------------------------------------ figures
+    @figure("label-agreement",
+            "Per split (train/test draw, independent instances): the fraction of test images whose "
+            f"top-β training image shares their label, against the chance rate and the claim's {AGREEMENT_MIN:g} "
+            "(left); the resemblance gap corr(atom, top contributors) − corr(atom, bottom contributors) "
+            f"against the claim's {RESEMBLANCE_MIN:g} (right).")
+    def draw_agreement(self, fi: FigureInput):
+        """Label agreement per split against chance and AGREEMENT_MIN; resemblance gap against RESEMBLANCE_MIN."""
+        t = fi.table
+        fi.need("record", "agree_top1", "resemblance")
+        s = t[t["record"] == "split"]
+        fi.need("agree_top1", table=s)
+        fig, (a, b) = plot.new_figure(2, height=3.6)
+        c0, c1, _ = plot.palette(3)[:3]
+        x = np.arange(len(s))
+        a.bar(x, s["agree_top1"], color=c0, label="top-1 β label agreement")
+        if "chance" in s.columns:
+            a.scatter(x, s["chance"], color=plot.palette(4)[3], marker="_", s=300, linewidths=2.5,
+                      label="chance rate (label frequencies)", zorder=3)
+        a.axhline(AGREEMENT_MIN, color="0.3", linestyle="--", linewidth=1, label=f"claim: > {AGREEMENT_MIN:g}")
+        plot.stored_mean(a, plot.part(fi.record, "labels"), "stored mean")
+        a.set_ylim(0, 1.3)
+        a.set_xticks(x, [str(i) for i in s["instance"]] if "instance" in s.columns else x)
+        a.set_xlabel("split (instance)")
+        a.set_ylabel("fraction of test images")
+        a.set_title("top-β training image shares the label")
+        plot.legend(a, loc="upper center", ncol=2, fontsize=7.5)
+        b.bar(x, s["resemblance"], color=c1, label="resemblance gap")
+        b.axhline(RESEMBLANCE_MIN, color="0.3", linestyle="--", linewidth=1, label=f"claim: > {RESEMBLANCE_MIN:g}")
+        plot.stored_mean(b, plot.part(fi.record, "atoms"), "stored mean")
+        b.set_ylim(0, max(1.0, float(s["resemblance"].max()) * 1.3))
+        b.set_xticks(x, [str(i) for i in s["instance"]] if "instance" in s.columns else x)
+        b.set_xlabel("split (instance)")
+        b.set_ylabel("Pearson correlation gap (mean over atoms)")
+        b.set_title("top contributors resemble the atom")
+        plot.legend(b, loc="upper center", ncol=2, fontsize=7.5)
+        return fig
+
+    @figure("atoms-and-contributors",
+            "Paper Fig. 3a on scikit-learn's digits (first split of the run): each row is an atom of "
+            "D̃ = X G⁻¹Z̃ᵀ (red positive, blue negative), then the training images with the largest and "
+            "the most negative contributions (G⁻¹Z̃ᵀ)_kj to it; under each image its label · weight. "
+            "The images are load_digits() looked up by the indices stored in the table.")
+    def draw_atoms(self, fi: FigureInput):
+        """Fig. 3a: atoms beside their top and bottom contributing training images."""
+        return self._gallery(fi, "fig_atom", [r"atom $\tilde D_j$"],
+                             "atoms beside their top and bottom contributing training images")
+
+    @figure("test-images-and-beta",
+            "Paper Fig. 3b on scikit-learn's digits (first split of the run): each row is a held-out "
+            "test image, its reconstruction Xβ = D̃ẑ, and the training images with the largest and the "
+            "most negative coefficients β_k; under each image its label · β_k.")
+    def draw_tests(self, fi: FigureInput):
+        """Fig. 3b: test images, their reconstructions, and their top- and bottom-β training images."""
+        return self._gallery(fi, "fig_test", ["test image", "reconstruction"],
+                             "test images beside their top- and bottom-β training images")
+
+    @staticmethod
+    def _pixels(px: pd.DataFrame, what: str, item) -> np.ndarray | None:
+        """The stored 8×8 pixels of an atom (``what="atom"``) or reconstruction (``"recon"``), or None."""
+        g = px[(px["what"] == what) & (px["item"].astype("Int64") == int(item))].sort_values("pixel")
+        if len(g) != 64:
+            return None
+        return g["value"].to_numpy(float).reshape(8, 8)
+
+    def _gallery(self, fi: FigureInput, record: str, left_titles: list[str], title: str):
+        """Rows of items (atoms or test images): the item's pixels, then top-k and bottom-k training images."""
+        t = fi.table
+        fi.need("record", "item", "role", "rank", "train_index", "weight")
+        rows = plot.first_instance(t[t["record"] == record])
+        fi.need("item", table=rows)
+        px = plot.first_instance(t[t["record"] == "fig_pixels"]) if "what" in t.columns else t.iloc[0:0]
+        images, labels = digit_pictures()
+        items = list(pd.unique(rows["item"]))
+        k = int(pd.to_numeric(rows["rank"], errors="coerce").max()) + 1
+        lead = len(left_titles)
+        ncols = lead + 2 * k + 1
+        fig, grid = plot.new_grid(len(items), ncols, figsize=(0.95 * ncols, 1.15 * len(items) + 0.9),
+                                  width_ratios=[1] * lead + [1] * k + [0.3] + [1] * k)
+        for r, item in enumerate(items):
+            axes = grid[r]
+            for ax in axes:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+            axes[lead + k].axis("off")
+            for j, name in enumerate(left_titles):
+                ax = axes[j]
+                if name == "test image":
+                    ax.imshow(images[int(item)], cmap="gray_r")
+                    ax.set_xlabel(f"label {labels[int(item)]}", fontsize=7)
+                else:
+                    kind = "atom" if name.startswith("atom") else "recon"
+                    img = self._pixels(px, kind, item) if len(px) else None
+                    if img is None:
+                        ax.text(0.5, 0.5, "no pixels\nstored", ha="center", va="center", fontsize=6,
+                                transform=ax.transAxes)
+                    elif kind == "atom":   # atoms have signed pixels: diverging map centred at 0
+                        v = float(np.abs(img).max()) or 1.0
+                        ax.imshow(img, cmap="RdBu_r", vmin=-v, vmax=v)
+                    else:                  # a reconstruction is an image: same grey map as the digits
+                        ax.imshow(img, cmap="gray_r", vmin=min(0.0, float(img.min())), vmax=float(img.max()) or 1.0)
+                    ax.set_xlabel(f"atom j = {int(item)}" if kind == "atom" else r"$X\beta = \tilde D\hat z$",
+                                  fontsize=7)
+                if r == 0:
+                    ax.set_title(name, fontsize=8)
+            for role, offset in (("top", lead), ("bottom", lead + k + 1)):
+                sub = rows[(rows["item"] == item) & (rows["role"] == role)].sort_values("rank")
+                for _, row in sub.iterrows():
+                    col = offset + int(row["rank"])
+                    if col >= len(axes):
+                        continue
+                    ax = axes[col]
+                    idx = int(row["train_index"])
+                    ax.imshow(images[idx], cmap="gray_r")
+                    ax.set_xlabel(f"{labels[idx]} · {float(row['weight']):.2g}", fontsize=6.5)
+                    if r == 0 and int(row["rank"]) == 0:
+                        ax.set_title(f"{role} {k} " + ("β" if record == "fig_test" else "weights") + " →",
+                                     fontsize=8, loc="left")
+        fig.suptitle(title, fontsize=10, fontweight="bold")
+        return fig

@@ -19,8 +19,9 @@ import torch
 
 import udl
 from udl.app import audit
-from udl.app.audit import (AuditResult, ClaimNotHeld, Declared, EncoderInterfaceError, EncoderSpecError, check_encoder,
-                       encoder_matrix, load_encoder, matrix_grid, parametrize_with_claims, validate_encoder)
+from udl.app.audit import (AuditResult, ClaimNotHeld, Declared, EncoderInterfaceError, EncoderSpecError, cell_sentence,
+                           check_encoder, encoder_matrix, load_encoder, matrix_grid, parametrize_with_claims,
+                           validate_encoder)
 from udl.app.cli import main
 from udl.engine.harness import discover
 
@@ -248,19 +249,46 @@ def test_encoder_matrix_and_its_sentences(toy, tmp_path):
     assert "| A.1 | PASS | FAIL | PASS | n/a |" in md and "A.1 FAIL for broken" in md
 
 
-def test_matrix_sentence_uses_the_explanations():
+def test_matrix_sentence_uses_the_claims_audit_sentences():
+    sentences = discover("claims")["II.1b"].audit_sentences
     row = {"claim": "II.1b", "outcome": "FAIL", "encoder": "no-threshold", "statistic": 0.0, "lower": -0.01,
            "upper": 0.01, "threshold": 1.0, "statistic_name": "slope", "reason": ""}
     reference = {"outcome": "PASS", "statistic": 1.0, "statistic_name": "slope"}
-    specific = audit._sentence(row, reference)  # keyed by (claim, outcome, encoder)
+    specific = cell_sentence(row, reference, sentences)  # keyed by (outcome, encoder)
     assert specific.startswith("II.1b FAIL for no-threshold: without a threshold the codes converge to the "
                                "minimum-norm least-squares solution whatever λ is")
-    generic = audit._sentence(dict(row, encoder="mine"), reference)  # keyed by (claim, outcome)
+    generic = cell_sentence(dict(row, encoder="mine"), reference, sentences)  # keyed by outcome
     assert generic.startswith("II.1b FAIL for mine: the converged code error does not scale linearly with λ "
                               "(log-log slope 0, needs 1 ± 0.25)")
-    fallback = audit._sentence(dict(row, claim="Z.1"), reference)  # no explanation: from the verdict
+    fallback = cell_sentence(dict(row, claim="Z.1"), reference, {})  # no sentence: from the verdict
     assert fallback == "Z.1 FAIL for no-threshold: slope = 0 [-0.01, 0.01] against the threshold 1; " \
                        "the reference has 1."
+
+
+def test_every_claims_audit_sentences_are_well_formed():
+    """Keys are an outcome or (outcome, shipped encoder); every entry formats with the matrix's values."""
+    from udl.app.audit import AUDIT_OUTCOMES, SHIPPED
+
+    values = {"statistic": 0.5, "lower": 0.25, "upper": 0.75, "threshold": 1.0, "reference": 0.9}
+    checked = 0
+    for cid, claim in discover("claims").items():
+        for key, entry in getattr(claim, "audit_sentences", {}).items():
+            outcome, encoder = (key, None) if isinstance(key, str) else key
+            assert outcome in AUDIT_OUTCOMES and encoder in (None, *SHIPPED), f"{cid}: bad key {key!r}"
+            names = ["slope", "x [ae-lasso ≈ dec]", "x [e_ae-ls / e_dec]", "rate [trend]"]
+            texts = [entry(dict(values, statistic_name=n)) if callable(entry)
+                     else entry.format(**values, statistic_name=n) for n in names]
+            assert any(texts) and all(t is None or t.strip() for t in texts), f"{cid} {key!r}"
+            checked += 1
+    assert checked >= 20
+
+
+def test_when_applies_only_to_its_part():
+    from udl.engine import when
+
+    entry = when("[trend]", "rate {statistic:.2g}")
+    assert entry({"statistic_name": "rate [trend]", "statistic": 0.123}) == "rate 0.12"
+    assert entry({"statistic_name": "rate [level]", "statistic": 0.123}) is None
 
 
 # --------------------------------------------------------------------------- the command line

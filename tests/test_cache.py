@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from udl.app import cli
-from udl.engine import harness, results
+from udl.app import options
+from udl.engine import harness, results, runner, tasks
 from udl.engine.cache import CellCache
 from udl.engine.harness import Context, RunInterrupted, run
 
@@ -58,20 +58,20 @@ def test_no_cache_computes_everything(toy_claims, tmp_path):
 def test_key_depends_on_seed_dtype_device_encoder_control_and_cell(sleepy, toy_claims):
     claim, _ = sleepy
     cache = CellCache("unused")
-    task = harness._tasks({"E.1": claim}, QUICK, 0, Context(), controls=True)
+    task = runner._tasks({"E.1": claim}, QUICK, 0, Context(), controls=True)
     base = cache.key(task[0])
     assert base is not None and cache.key(task[0]) == base
     assert cache.key(task[1]) != base  # control
     assert cache.key(task[2]) != base  # next cell
-    other_seed = harness._tasks({"E.1": claim}, QUICK, 1, Context(), controls=False)[0]
+    other_seed = runner._tasks({"E.1": claim}, QUICK, 1, Context(), controls=False)[0]
     assert cache.key(other_seed) != base
     for ctx in (Context(dtype=torch.float32), Context(device="cuda"), Context(encoder={"kind": "fista"})):
-        changed = harness._tasks({"E.1": claim}, QUICK, 0, ctx, controls=False)[0]
+        changed = runner._tasks({"E.1": claim}, QUICK, 0, ctx, controls=False)[0]
         assert cache.key(changed) != base
-    fewer = harness.CellTask(claim, 0, task[0].cell, task[0].seeds[:3], task[0].ctx)
+    fewer = tasks.CellTask(claim, 0, task[0].cell, task[0].seeds[:3], task[0].ctx)
     assert cache.key(fewer) != base  # the instance seeds (n) are part of the key
-    assert cache.key(harness.CellTask(claim, 0, task[0].cell, task[0].seeds, task[0].ctx, threads=2)) != base
-    other_claim = harness._tasks(toy_claims, QUICK, 0, Context(), controls=False)[0]
+    assert cache.key(tasks.CellTask(claim, 0, task[0].cell, task[0].seeds, task[0].ctx, threads=2)) != base
+    other_claim = runner._tasks(toy_claims, QUICK, 0, Context(), controls=False)[0]
     assert cache.key(other_claim)[1] != base[1]
 
 
@@ -155,7 +155,7 @@ def test_cache_path_that_is_a_file_is_rejected_before_computing(toy_claims, tmp_
 # --------------------------------------------------------------------------- udl verify
 def test_verify_caches_by_default_and_no_cache_recomputes(verify, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(cli.CACHE_ENV, raising=False)
+    monkeypatch.delenv(options.CACHE_ENV, raising=False)
     assert verify("--claims", "T.1a", "--out", "r1")[0] == 0
     assert len(_entries(tmp_path / ".udl-cache")) == 4  # the default cache directory
     status, out, _ = verify("--claims", "T.1a", "--out", "r2")
@@ -168,7 +168,7 @@ def test_verify_caches_by_default_and_no_cache_recomputes(verify, tmp_path, monk
 
 
 def test_verify_cache_dir_and_environment_variable(verify, tmp_path, monkeypatch):
-    monkeypatch.setenv(cli.CACHE_ENV, str(tmp_path / "from-env"))
+    monkeypatch.setenv(options.CACHE_ENV, str(tmp_path / "from-env"))
     assert verify("--claims", "T.1a", "--out", str(tmp_path / "r"))[0] == 0
     assert len(_entries(tmp_path / "from-env")) == 4
     assert verify("--claims", "T.1a", "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "flag"))[0] == 0
@@ -184,11 +184,11 @@ def test_verify_interrupted_exits_130_and_the_rerun_resumes(verify, tmp_path, mo
             raise KeyboardInterrupt
         return real(task)
 
-    real = harness.simulate_cell
-    monkeypatch.setattr(harness, "simulate_cell", interrupt_third)
+    real = runner.simulate_cell
+    monkeypatch.setattr(runner, "simulate_cell", interrupt_third)  # where run() looks it up
     args = ("--claims", "T.1a", "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"))
     status, out, err = verify(*args)
-    assert status == cli.EXIT_INTERRUPTED and out == ""
+    assert status == options.EXIT_INTERRUPTED and out == ""
     assert "interrupted after 2 of 4 cells; 2 cells kept in the cache" in err and "rerun" in err
     assert not (tmp_path / "r").exists()
     status, out, _ = verify(*args)

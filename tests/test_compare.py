@@ -173,3 +173,19 @@ def test_compare_api_reads_only_results_json(good_run, tmp_path):
     shutil.copy(good_run / "results.json", bare / "results.json")
     diff = compare.compare(compare.load_record(good_run), compare.load_record(bare))
     assert compare.exit_status(diff) == 0 and diff["unchanged"] == ["T.1a", "T.3", "T.3b"]
+
+
+@pytest.mark.parametrize("make", ["missing", "no-results", "bad-json", "wrong-format", "no-claims"])
+def test_compare_and_load_run_share_one_reader_and_its_messages(tmp_path, make):
+    bad = tmp_path / "bad"
+    if make != "missing":
+        bad.mkdir()
+    contents = {"bad-json": "{", "wrong-format": json.dumps({"format": "other/1", "claims": {}}),
+                "no-claims": json.dumps({"format": results.FORMAT, "claims": []})}
+    if make in contents:
+        (bad / "results.json").write_text(contents[make])
+    with pytest.raises(results.RunDirectoryError) as from_results:
+        results.load_run(bad)
+    with pytest.raises(compare.CompareError) as from_compare:
+        compare.load_record(bad)
+    assert str(from_compare.value) == str(from_results.value) and "bad" in str(from_results.value)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from udl.engine import harness, results
+from udl.engine import cells, harness, results
 from udl.engine.executors import Executor, SerialExecutor
 from udl.engine.harness import Context, instance_seeds, run
 
@@ -32,7 +32,7 @@ def _pick(claims, *ids):
 # --------------------------------------------------------------------------- seeding
 def test_instance_seeds_follow_the_seed_sequence_spec():
     seeds = instance_seeds(7, "II.3b", {"T": 25, "lam": 0.2}, 4)
-    key = (harness._stable_int("II.3b"), harness._stable_int('{"T":25,"lam":0.2}'))
+    key = (cells._stable_int("II.3b"), cells._stable_int('{"T":25,"lam":0.2}'))
     children = np.random.SeedSequence(entropy=7, spawn_key=key).spawn(4)
     assert seeds == [int(c.generate_state(1, dtype=np.uint64)[0]) >> 1 for c in children]
     assert all(0 <= s < 2 ** 63 for s in seeds) and len(set(seeds)) == 4

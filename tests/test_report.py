@@ -1,9 +1,11 @@
 """Reports: figures and documents drawn from a stored run only, deterministic, self-contained.
 
 Runs are small and synthetic: stand-in claims defined here carry the ids of real claims
-(II.1b, II.3c, II.3d, II.4c) and produce tables with the columns the real claims store, so the
-real figure functions are exercised in seconds through the real engine (``harness.run`` writes
-the run directory exactly as ``udl verify`` does).
+(II.1b, II.3c, II.3d, II.4c) and produce tables with the columns the real claims store; their
+runs record the real claims package (``claims``), so the real claims' ``@figure`` methods draw
+them in seconds through the real engine (``harness.run`` writes the run directory exactly as
+``udl verify`` does). A toy package (``tests/toy_claims_fig``) shows that a new claim with its
+own figure is one file.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import pandas as pd
 import pytest
 
 from udl.app import cli, report
-from udl.engine import harness, results, stats
+from udl.engine import harness, plotting, results, stats
 from udl.engine.harness import Claim
+
+#: Directory path of the toy package whose one claim (T.9) defines a figure.
+FIGURE_PACKAGE = str(Path(__file__).resolve().parent / "toy_claims_fig")
 
 _QUICK = {"cells": [{"m": 10}], "n_instances": 6}
 _PROFILES = {"quick": _QUICK, "ci": _QUICK, "paper": _QUICK}
@@ -117,9 +122,18 @@ class DigitStub(_Stub):
 
 
 def _run(tmp_path, claims, name="run") -> Path:
+    """Run stand-ins into ``tmp_path/name``, recorded as claims of the real package (their figures)."""
     out = tmp_path / name
-    harness.run(claims, "quick", 0, out_dir=out, progress=False)
+    harness.run(claims, "quick", 0, out_dir=out, progress=False, claims_package="claims")
     return out
+
+
+def _only_figure(claim_id: str, draw):
+    """A ``figures_of`` under which claim ``claim_id`` has the one figure ``draw`` and no other claim any."""
+    def figures_of(claim):
+        return [report.FigureSpec(claim_id, "probe", "caption", draw)] if claim.id == claim_id else []
+
+    return figures_of
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +258,7 @@ def test_failing_figure_is_logged_not_raised(tmp_path, monkeypatch):
     def broken(fi):
         raise RuntimeError("deliberately broken figure")
 
-    monkeypatch.setitem(report.FIGURES, "II.1b", [report.FigureSpec("II.1b", "broken", "caption", broken)])
+    monkeypatch.setattr(plotting, "figures_of", _only_figure("II.1b", broken))
     rendered = report.render(run_dir)
     assert rendered.figures == []
     assert "RuntimeError: deliberately broken figure" in rendered.markdown.read_text(encoding="utf-8")
@@ -260,9 +274,63 @@ def test_control_rows_are_not_drawn(tmp_path, monkeypatch):
         seen["n_control"] = len(fi.control)
         raise report.FigureSkipped("spy")
 
-    monkeypatch.setitem(report.FIGURES, "II.1b", [report.FigureSpec("II.1b", "spy", "caption", spy)])
+    monkeypatch.setattr(plotting, "figures_of", _only_figure("II.1b", spy))
     report.render(run_dir)
     assert seen["control"] == {False} and seen["n_control"] > 0
+
+
+def test_a_new_claim_with_its_figure_is_one_file(tmp_path, capsys):
+    """tests/toy_claims_fig/dice.py alone defines claim T.9 and its figure; the report draws it."""
+    run_dir = tmp_path / "dice"
+    assert cli.main(["verify", "--claims-package", FIGURE_PACKAGE, "--profile", "quick", "--no-progress",
+                     "--no-cache", "--no-report", "--out", str(run_dir)]) == 0
+    assert not (run_dir / "figures").exists()
+    assert cli.main(["report", str(run_dir)]) == 0
+    assert "report note" not in capsys.readouterr().err
+    png = run_dir / "figures" / "T.9-mean-per-instance.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "![T.9-mean-per-instance](figures/T.9-mean-per-instance.png)" in md
+    assert "Mean face per instance, against the fair die's 3.5 (dashed)." in md
+    assert "Every registered figure was drawn." in md
+
+
+def test_claims_missing_from_the_package_are_noted(stub_run, tmp_path, capsys):
+    """`udl report --claims-package` names where figures come from; claims it lacks get a note, not a crash."""
+    run_dir = _copy(stub_run, tmp_path)
+    assert cli.main(["report", str(run_dir), "--claims-package", FIGURE_PACKAGE]) == 0
+    err = capsys.readouterr().err
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert not list((run_dir / "figures").iterdir())
+    for cid in ("II.1b", "II.3c", "II.3d", "II.4c"):
+        assert f"figures skipped: claim {cid} is not in claims package {FIGURE_PACKAGE!r}" in md
+        assert f"report note: {cid}: figures skipped" in err
+    assert "No figure is defined" not in md and "### II.1b — stand-in" in md
+
+
+def test_an_unloadable_package_is_noted(stub_run, tmp_path):
+    run_dir = _copy(stub_run, tmp_path)
+    rendered = report.render(run_dir, claims_package="no_such_claims_package")
+    assert rendered.figures == [] and len(rendered.notes) == 4
+    assert all("claims package 'no_such_claims_package' could not be loaded" in n for n in rendered.notes)
+
+
+def test_runs_that_record_no_package_use_claims(stub_run, tmp_path, rendered):
+    """Runs written before ``run.claims_package`` existed (e.g. the reference) draw with ``claims``."""
+    run_dir = _copy(stub_run, tmp_path)
+    path = run_dir / "results.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["run"].pop("claims_package") == "claims"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    again = report.render(run_dir)
+    assert again.notes == []
+    assert sorted(p.name for p in again.figures) == sorted(p.name for p in rendered[1].figures)
+
+
+def test_the_id_keyed_registry_is_gone_with_a_pointer():
+    for name in ("register_figure", "FIGURES"):
+        with pytest.raises(AttributeError, match="mark a method of the Claim class with udl.engine.figure"):
+            getattr(report, name)
 
 
 def test_error_claim_and_unknown_claims_render(toy_package, tmp_path):

@@ -10,8 +10,11 @@ import pytest
 import torch
 
 import udl
-from udl.core.unrolled import (STORAGES, SparseIterates, _UnrolledISTA, gradient_sweep, pack_bits,
-                          unpack_bits, unrolled_ista)
+from udl.core.estimators import gradient_sweep
+from udl.core.threshold import as_lam
+from udl.core.unrolled import STORAGES, SparseIterates, UnrolledISTA, pack_bits, unpack_bits, unrolled_ista
+from udl.core.unrolled import layers as lean_layers
+from udl.core.unrolled import sweep as lean_sweep_module
 
 LAM, STEP = 0.2, 0.2
 # float64 gradients of size O(1) computed with reordered sums of ≤ 100 terms: 1e-12 leaves a
@@ -203,7 +206,8 @@ def test_gradcheck():
     else:  # pragma: no cover
         pytest.skip("no kink-free problem found")
     D_, X_ = D.clone().requires_grad_(True), X.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda d, x: _UnrolledISTA.apply(d, x, LAM, STEP, 4, 1, "index"), (D_, X_),
+    lam = as_lam(LAM, X)
+    assert torch.autograd.gradcheck(lambda d, x: UnrolledISTA.apply(d, x, lam, STEP, 4, 1, "index"), (D_, X_),
                                     eps=1e-7, atol=1e-7, rtol=1e-5)
 
 
@@ -214,20 +218,20 @@ def test_gradcheck():
 @pytest.fixture
 def csr_layers(monkeypatch):
     """Sparse layers at any size, for inputs with at most ``density`` non-zeros (set by the test);
-    counts the CSR products so that a test fails if the sparse path silently went unused."""
-    import udl.core.unrolled as unrolled
-    monkeypatch.setattr(unrolled, "SPARSE_MIN_MACS", 0)
+    counts the CSR products so that a test fails if the sparse path silently went unused. The
+    tunables are patched on udl.core.unrolled.layers, the module that reads them."""
+    monkeypatch.setattr(lean_layers, "SPARSE_MIN_MACS", 0)
     calls = []
-    real = unrolled._csr_per_instance
+    real = lean_layers._csr_per_instance
 
     def counting(idx, values, N, rows, cols):
         calls.append(len(values) * N)
         return real(idx, values, N, rows, cols)
 
-    monkeypatch.setattr(unrolled, "_csr_per_instance", counting)
+    monkeypatch.setattr(lean_layers, "_csr_per_instance", counting)
 
     def set_density(d):
-        monkeypatch.setattr(unrolled, "SPARSE_DENSITY", d)
+        monkeypatch.setattr(lean_layers, "SPARSE_DENSITY", d)
         return calls
     return set_density
 
@@ -283,7 +287,7 @@ def test_csr_layers_only_where_iterates_are_stored(csr_layers):
 
 
 def test_sparse_layers_only_on_cpu_and_large_products():
-    from udl.core.unrolled import SPARSE_MIN_MACS, sparse_layers
+    from udl.core.unrolled.layers import SPARSE_MIN_MACS, sparse_layers
     small = torch.zeros(1, 30, 10)                       # n = 30, p = 10: 3 000 multiply-adds
     assert not sparse_layers(small)
     p = 150
@@ -362,13 +366,34 @@ def test_sweep_depths_and_kinds(kinds, chunk, storage, max_stack):
 @pytest.mark.parametrize("max_stack", [None, 3])
 def test_sweep_compact_dense_and_switch(monkeypatch, fraction, max_stack):
     """Compact phase throughout (1e9), dense throughout (0), or a switch part-way (0.5: on this
-    problem the compact/dense cost ratio runs from 0.7 at the first layer to 0.4 at the last)."""
-    import udl.core.unrolled as unrolled
-    monkeypatch.setattr(unrolled, "COMPACT_FLOP_FRACTION", fraction)
+    problem the compact/dense cost ratio runs from 0.7 at the first layer to 0.4 at the last).
+
+    The phase is checked through the support patterns the sweep builds: one per layer while
+    compact, none once dense (the first layer of each block of depths builds two to price the
+    compact step). A fraction patched where it is not read would leave the default (0.6, a
+    switch), and the all-compact and all-dense cases would fail."""
+    monkeypatch.setattr(lean_sweep_module, "COMPACT_FLOP_FRACTION", fraction)
+    patterns = []
+    real = lean_sweep_module._pattern
+
+    def counting(idx, p, n):
+        patterns.append(1)
+        return real(idx, p, n)
+
+    monkeypatch.setattr(lean_sweep_module, "_pattern", counting)
     lam = 0.5
     X, D = problem((2,), m=10, p=20, n=40, seed=71, s=2)
     T_max = 12
     sweep = gradient_sweep(X, D, lam=lam, step=STEP, T_max=T_max, max_stack=max_stack)
+    width = T_max if max_stack is None else max_stack
+    tops = range(T_max, 0, -width)                     # deepest depth of each block
+    per_instance = len(patterns) / 2
+    if fraction == 0.0:
+        assert per_instance == 2 * len(tops)
+    elif fraction == 1e9:
+        assert per_instance == sum(tops)               # z_top … z_1 of every block
+    else:
+        assert 2 * len(tops) < per_instance < sum(tops)
     for T in (1, 2, 5, 12):
         ref = reference_gradients(X, D, T, lam=lam)
         for kind in udl.KINDS:

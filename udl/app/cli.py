@@ -10,35 +10,25 @@ control FAILS, 1 otherwise, 2 on bad input (one line on stderr naming the bad va
 computed, nothing written), 130 when interrupted (Ctrl-C; finished cells stay in the cache, so
 the same command resumes). Cells run on ``--executor`` (serial, local processes, Dask) and
 finished cells are cached in ``--cache-dir`` (default ``.udl-cache``, or ``$UDL_CACHE_DIR``).
+
+The exit statuses, defaults and options shared by the subcommands are :mod:`udl.app.options`.
+Building the parser imports nothing heavy (a subcommand's ``configure`` adds arguments only), so
+``udl --help`` and argument errors answer at once; a handler imports the engine when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
 from udl.app._format import fmt_number
+from udl.app.options import (EXIT_INTERRUPTED, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE, VERIFY_PROFILE, UsageError,
+                             add_claim_options, add_executor_options, check_device, connect, executor_and_cache,
+                             load_claims)
 
 __all__ = ["COMMANDS", "Command", "UsageError", "register", "build_parser", "main", "format_table"]
-
-PROFILES = ("quick", "ci", "paper")
-DEFAULT_PROFILE = "ci"
-DEFAULT_SEED = 0
-DTYPES = ("float32", "float64")
-DEVICES = ("cpu", "cuda")
-DEFAULT_PACKAGE = "claims"
-EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
-#: 128 + SIGINT, the shell's convention for a command stopped by Ctrl-C.
-EXIT_INTERRUPTED = 130
-#: Environment variable that moves the default cache directory (e.g. in CI or tests).
-CACHE_ENV = "UDL_CACHE_DIR"
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported as one line on stderr with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success, 1 some claim does not hold, 2 bad input.
+        0 success, 1 some claim does not hold, 2 bad input, 130 interrupted
+        (:mod:`udl.app.options`).
     """
     parser = build_parser()
     try:
@@ -125,34 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- verify
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r} (allowed: an integer >= 0)")
-    return value
-
-
-def _executor_spec(text: str) -> str:
-    from udl.engine.executors import parse_spec
-
-    try:
-        parse_spec(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text.strip()
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid worker count {text!r} (allowed: an integer >= 1)")
-    return value
+PROG = "udl verify"
 
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
@@ -160,13 +124,8 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
                      "(FAIL, INCONCLUSIVE, ERROR, or a control that does not FAIL); 2 bad input "
                      "(nothing computed or written); 130 interrupted (finished cells are cached: "
                      "rerun the same command to resume)")
-    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
-                        help="instance counts and cells: quick (seconds), ci (default), paper (GPU)")
-    parser.add_argument("--claims", metavar="IDS", default=None,
-                        help="comma list of claim ids (II.3b) or theorem ids (II.3 selects its claims)")
-    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="root seed, integer >= 0 (default 0)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="simulation dtype (default float64)")
+    add_claim_options(parser, default_profile=VERIFY_PROFILE,
+                      profile_help="instance counts and cells: quick (seconds), ci (default), paper (GPU)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="run directory (default runs/<profile>-seed<seed>); replaced atomically")
     parser.add_argument("--list", action="store_true", help="list the claims (id, kind, title) and exit")
@@ -178,61 +137,7 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-going", action="store_true",
                         help="exit 0 even when some claim does not hold (the run is still written; "
                              "bad input still exits 2); every claim always runs to the end")
-    parser.add_argument("--claims-package", metavar="PACKAGE", default=DEFAULT_PACKAGE,
-                        help="package (dotted name or directory path) to discover claims in (default claims)")
-    parser.add_argument("--executor", metavar="SPEC", type=_executor_spec, default="serial",
-                        help="where cells run: serial (default), processes (local worker processes), "
-                             "dask (a local Dask cluster on 127.0.0.1) or tcp://HOST:PORT (an existing "
-                             "Dask scheduler); results are identical on every executor")
-    parser.add_argument("--workers", metavar="N", type=_workers, default=None,
-                        help="worker processes for --executor processes or dask (default: the usable cores); "
-                             "every cell computes with one thread on every executor, so cells run side by side")
-    cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--no-cache", action="store_true",
-                       help="compute every cell, neither reading nor writing the cache")
-    cache.add_argument("--cache-dir", metavar="DIR", default=None,
-                       help=f"cache of finished cells (default ${CACHE_ENV} or .udl-cache in the working "
-                            "directory); an interrupted run resumes from it")
-
-
-def _check_device(device: str) -> str:
-    import torch
-
-    kind, _, index = device.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise UsageError(f"udl verify: error: argument --device: invalid device {device!r} "
-                         "(allowed: cpu, cuda, cuda:N)")
-    if kind == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UsageError(f"udl verify: error: argument --device: {device!r} requested but CUDA is not "
-                             "available (allowed here: cpu)")
-        if index and int(index) >= count:
-            raise UsageError(f"udl verify: error: argument --device: {device!r} but only {count} CUDA "
-                             f"device(s) (allowed: cuda:0..cuda:{count - 1})")
-    return device
-
-
-def _selected_claims(args: argparse.Namespace) -> dict:
-    from udl.engine import harness
-
-    try:
-        available = harness.discover(args.claims_package)
-    except harness.ClaimDefinitionError as exc:
-        raise _DefinitionError(str(exc)) from exc
-    if args.claims is None:
-        return available
-    tokens = args.claims.split(",")
-    if any(not t.strip() for t in tokens):
-        raise UsageError(f"udl verify: error: argument --claims: empty id in {args.claims!r}")
-    try:
-        return harness.select_claims(available, tokens)
-    except ValueError as exc:
-        raise UsageError(f"udl verify: error: argument --claims: {exc}") from exc
-
-
-class _DefinitionError(Exception):
-    """A claim module is broken (a software error, exit 1)."""
+    add_executor_options(parser)
 
 
 def _fmt(value) -> str:
@@ -297,12 +202,14 @@ def _list_claims(claims: dict) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import torch
 
-    from udl.engine import harness, results
+    from udl.engine import results
+    from udl.engine.anatomy import ClaimDefinitionError, Context
+    from udl.engine.runner import RunInterrupted, run as run_claims
 
-    device = _check_device(args.device)
+    device = check_device(args.device, PROG)
     try:
-        claims = _selected_claims(args)
-    except _DefinitionError as exc:
+        claims, _ = load_claims(args.claims_package, args.claims, PROG)
+    except ClaimDefinitionError as exc:
         print(f"udl verify: claim definition error: {exc}", file=sys.stderr)
         return EXIT_NOT_OK
     if args.list:
@@ -315,69 +222,36 @@ def _verify(args: argparse.Namespace) -> int:
         results.check_target(out)
     except ValueError as exc:
         raise UsageError(f"udl verify: error: argument --out: {exc}") from exc
-    executor, cache = _executor_and_cache(args)
-    ctx = harness.Context(device=device, dtype=getattr(torch, args.dtype))
+    executor, cache = executor_and_cache(args, PROG)
+    ctx = Context(device=device, dtype=getattr(torch, args.dtype))
     try:
         with executor:
-            _start(executor)
-            run = harness.run(claims, args.profile, args.seed, ctx, executor=executor, out_dir=out,
-                              controls=not args.no_controls, progress=not args.no_progress, cache=cache)
+            connect(executor, PROG)
+            run = run_claims(claims, args.profile, args.seed, ctx, executor=executor, out_dir=out,
+                             controls=not args.no_controls, progress=not args.no_progress, cache=cache,
+                             claims_package=args.claims_package)
     except KeyboardInterrupt as exc:
-        detail = str(exc) if isinstance(exc, harness.RunInterrupted) else "interrupted"
+        detail = str(exc) if isinstance(exc, RunInterrupted) else "interrupted"
         resume = "; rerun the same command to resume" if cache is not None else ""
         print(f"udl verify: {detail}{resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(format_table(run))
     print(_summary(run, out))
     if not args.no_report:
-        _render_report(out)
+        _render_report(out, args.claims_package)
     return EXIT_OK if run.ok or args.keep_going else EXIT_NOT_OK
-
-
-def _executor_and_cache(args: argparse.Namespace, prog: str = "udl verify"):
-    """The executor (not started) and the cache of a command with the ``--executor``,
-    ``--workers``, ``--no-cache`` and ``--cache-dir`` options; bad input raises UsageError."""
-    from udl.engine.cache import DEFAULT_DIR, CellCache
-    from udl.engine.executors import make_executor, parse_spec
-
-    try:
-        kind, address = parse_spec(args.executor)
-    except ValueError as exc:
-        raise UsageError(f"{prog}: error: argument --executor: {exc}") from None
-    if args.workers is not None and (kind == "serial" or address is not None):
-        raise UsageError(f"{prog}: error: argument --workers: applies to --executor processes or dask, "
-                         f"not {args.executor!r}")
-    cache = None
-    if not args.no_cache:
-        cache = CellCache(args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_DIR)
-        try:
-            cache.check()
-        except ValueError as exc:
-            raise UsageError(f"{prog}: error: argument --cache-dir: {exc}") from exc
-    return make_executor(args.executor, workers=args.workers), cache
-
-
-def _start(executor) -> None:
-    """Connect to a Dask scheduler before computing: an unreachable one is bad input (exit 2)."""
-    from udl.engine.executors import DaskExecutor, ExecutorError
-
-    if isinstance(executor, DaskExecutor) and executor.address is not None:
-        try:
-            executor.client
-        except ExecutorError as exc:
-            raise UsageError(f"udl verify: error: argument --executor: {exc}") from exc
 
 
 register("verify", "run the claims and write a run directory", _configure_verify, _verify)
 
 
 # --------------------------------------------------------------------------- report, compare
-def _render_report(out) -> None:
+def _render_report(out, claims_package: str) -> None:
     """Render the report of a freshly written run; a failure never loses the run (stderr note)."""
     try:
         from udl.app import report
 
-        rendered = report.render(out)
+        rendered = report.render(out, claims_package=claims_package)
     except Exception as exc:  # the results are on disk already: report and carry on
         print(f"udl verify: the report could not be rendered ({type(exc).__name__}: {exc}); "
               f"the results are intact: rerun `udl report {out}`", file=sys.stderr)
@@ -392,6 +266,9 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by udl verify")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="write report.md, report.html and figures/ there (default: RUN_DIR)")
+    parser.add_argument("--claims-package", metavar="PACKAGE", default=None,
+                        help="package (dotted name or directory path) whose claims draw the figures "
+                             "(default: the run's recorded claims package, else claims)")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -407,7 +284,7 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(f"udl report: error: argument RUN_DIR: {exc}") from exc
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"udl report: error: argument --out: {args.out!r} exists and is not a directory")
-    rendered = report.render(args.run_dir, args.out)
+    rendered = report.render(args.run_dir, args.out, claims_package=args.claims_package)
     for note in rendered.notes:
         print(f"report note: {note}", file=sys.stderr)
     print(f"report: {rendered.markdown}, {rendered.html} ({len(rendered.figures)} figures)")
@@ -456,13 +333,13 @@ register("compare", "compare two runs: verdict changes, statistics beyond their 
 
 # --------------------------------------------------------------------------- audit
 def _configure_audit(parser: argparse.ArgumentParser) -> None:
-    from udl.app.audit import configure_cli
+    from udl.app.audit.cli import configure_cli
 
     configure_cli(parser)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from udl.app.audit import main_cli
+    from udl.app.audit.cli import main_cli
 
     return main_cli(args)
 

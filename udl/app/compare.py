@@ -23,6 +23,7 @@ from pathlib import Path
 from udl.engine import results as _results
 
 from udl.app._format import fmt_number
+from udl.app.options import EXIT_NOT_OK, EXIT_OK
 
 __all__ = ["CompareError", "load_record", "compare", "to_markdown", "to_json", "exit_status"]
 
@@ -37,32 +38,17 @@ class CompareError(ValueError):
 
 
 def load_record(directory: str | Path) -> dict:
-    """The parsed ``results.json`` of a run directory.
+    """The parsed ``results.json`` of a run directory (read by :func:`udl.engine.results.load_results`).
 
     Raises
     ------
     CompareError
         Missing directory, no ``results.json``, unreadable JSON or an unknown format.
     """
-    path = Path(directory)
-    if not path.exists():
-        raise CompareError(f"{str(path)!r} does not exist")
-    if not path.is_dir():
-        raise CompareError(f"{str(path)!r} is not a directory")
-    file = path / _results.RESULTS_FILE
-    if not file.is_file():
-        raise CompareError(f"{str(path)!r} is not a run directory (no {_results.RESULTS_FILE})")
     try:
-        with open(file, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise CompareError(f"{str(file)!r} cannot be read: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(record, dict) or record.get("format") != _results.FORMAT:
-        fmt = record.get("format") if isinstance(record, dict) else None
-        raise CompareError(f"{str(file)!r} is not a {_results.FORMAT} run (format {fmt!r})")
-    if not isinstance(record.get("claims"), dict):
-        raise CompareError(f"{str(file)!r} has no claims record")
-    return record
+        return _results.load_results(directory)
+    except _results.RunDirectoryError as exc:
+        raise CompareError(str(exc)) from exc
 
 
 def _num(value) -> float | None:
@@ -183,8 +169,9 @@ def compare(old: dict, new: dict, *, old_label: str = "OLD", new_label: str = "N
 
 
 def exit_status(diff: dict) -> int:
-    """1 when the comparison found a regression, else 0."""
-    return 1 if diff["regressed"] else 0
+    """:data:`~udl.app.options.EXIT_NOT_OK` (1) when the comparison found a regression, else
+    :data:`~udl.app.options.EXIT_OK` (0)."""
+    return EXIT_NOT_OK if diff["regressed"] else EXIT_OK
 
 
 def _f(value) -> str:

@@ -18,14 +18,14 @@ _EXPORTS = {
     **dict.fromkeys(("CAPABILITIES", "Encoder", "ISTA", "FISTA", "HardThresholdISTA", "LambdaDecayISTA",
                      "NoThreshold", "UnscaledThresholdISTA", "soft_threshold", "hard_threshold", "ista"),
                     "encoders"),
-    **dict.fromkeys(("KINDS", "gradient", "gradients", "decoder_gradient", "oracle_gradient", "lasso_solve",
-                     "lasso_gradient", "kkt_violation", "LassoSolution", "ConvergenceError"), "estimators"),
+    **dict.fromkeys(("KINDS", "gradient", "gradients", "gradient_sweep", "decoder_gradient", "oracle_gradient",
+                     "lasso_gradient"), "estimators"),
+    **dict.fromkeys(("lasso_solve", "kkt_violation", "LassoSolution", "ConvergenceError"), "lasso"),
     **dict.fromkeys(("contributions", "stationary_dictionary", "reconstruction_coefficients",
                      "gram_condition"), "interpret"),
     **dict.fromkeys(("align", "dictionary_error", "code_error", "support_recovery", "relative_error"),
                     "metrics"),
     **dict.fromkeys(("Trajectory", "train"), "training"),
-    "gradient_sweep": "unrolled",
     "LearnedStepISTA": "learned",
 }
 

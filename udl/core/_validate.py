@@ -18,6 +18,8 @@ __all__ = [
     "check_int",
     "check_choice",
     "check_finite",
+    "check_xdz",
+    "validate_encoder_args",
 ]
 
 
@@ -101,3 +103,30 @@ def check_choice(name: str, value, allowed) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
+
+
+def check_xdz(X, D, Z, z_name: str = "Z") -> None:
+    """Check data ``X (..., m, n)``, a dictionary ``D (..., m, p)`` and codes ``(..., p, n)`` together."""
+    check_matrix("D", D)
+    check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
+    check_matrix(z_name, Z, rows=D.shape[-1], cols=X.shape[-1],
+                 rows_name="p, the columns of D", cols_name="n, the columns of X")
+    check_same_batch(X=X, D=D, **{z_name: Z})
+    if not X.dtype == D.dtype == Z.dtype:
+        raise ValueError(f"X, D and {z_name} must share one dtype, got {X.dtype}, {D.dtype}, {Z.dtype}")
+
+
+def validate_encoder_args(X, D, lam, step, T) -> int:
+    """Check the arguments ``(X, D, lam, step, T)`` of an encoder call; return ``T`` as int.
+
+    X (..., m, n) and D (..., m, p) finite, of one dtype, with broadcastable batches; λ ≥ 0 (a
+    number or a tensor ``(...)``), α > 0, T an integer ≥ 0.
+    """
+    check_matrix("D", D)
+    check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
+    check_same_batch(X=X, D=D)
+    if X.dtype != D.dtype:
+        raise ValueError(f"X and D must have the same dtype, got X {X.dtype} and D {D.dtype}")
+    check_nonneg("lam", lam)
+    check_positive("step", step)
+    return check_int("T", T, low=0)

@@ -16,15 +16,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive
+from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg
 
-__all__ = ["Instances", "make_instances", "normalize_columns", "coherence", "instance_seeds_from"]
+__all__ = ["Instances", "make_instances", "normalize_columns", "normalize_columns_unchecked", "coherence",
+           "instance_seeds_from"]
 
 SIGNS = ("independent", "shared")
 
 
-def _normalize_columns(D: torch.Tensor) -> torch.Tensor:
-    """Unchecked column normalisation (for internal loops, e.g. a training run that may diverge)."""
+def normalize_columns_unchecked(D: torch.Tensor) -> torch.Tensor:
+    """Unchecked :func:`normalize_columns` (for internal loops, e.g. a training run that may diverge:
+    a zero or non-finite column gives non-finite entries instead of an error)."""
     return D / torch.linalg.vector_norm(D, dim=-2, keepdim=True)
 
 

@@ -18,12 +18,14 @@ from typing import Iterator
 
 import torch
 
-from udl.core._validate import check_int, check_matrix, check_nonneg, check_positive, check_same_batch
+from udl.core._validate import check_nonneg, validate_encoder_args
+from udl.core.threshold import as_lam, shrink
+from udl.core.unrolled.function import UnrolledISTA, lean_applicable
 
 __all__ = [
     "CAPABILITIES", "Encoder", "ISTA", "FISTA", "HardThresholdISTA", "LambdaDecayISTA",
     "NoThreshold", "UnscaledThresholdISTA", "soft_threshold", "hard_threshold", "ista",
-    "validate_encoder_args",
+    "is_reference", "validate_encoder_args",
 ]
 
 #: What an encoder may declare about itself; claims state which ones they require.
@@ -37,7 +39,9 @@ CAPABILITIES = {
 def soft_threshold(v: torch.Tensor, b) -> torch.Tensor:
     """P_b(v) = sign(v)·max(|v| − b, 0), elementwise; ``b ≥ 0`` a number or broadcastable tensor."""
     check_nonneg("b", b)
-    return _soft_threshold(v, b)
+    if not isinstance(b, torch.Tensor):
+        b = torch.tensor(float(b), dtype=v.dtype, device=v.device)
+    return shrink(v, b)
 
 
 def hard_threshold(v: torch.Tensor, b) -> torch.Tensor:
@@ -46,36 +50,9 @@ def hard_threshold(v: torch.Tensor, b) -> torch.Tensor:
     return _hard_threshold(v, b)
 
 
-def _soft_threshold(v, b):
-    """Unchecked P_b for the layer loops (b ≥ 0 is guaranteed by the callers' validation)."""
-    if isinstance(b, torch.Tensor):
-        return torch.sign(v) * torch.clamp(v.abs() - b, min=0)
-    return torch.nn.functional.softshrink(v, float(b)) if b > 0 else v
-
-
 def _hard_threshold(v, b):
     """Unchecked H_b for the layer loops."""
     return v * (v.abs() > b)
-
-
-def validate_encoder_args(X, D, lam, step, T):
-    """Validate ``(X, D, lam, step, T)`` for an encoder call; return ``T`` as int."""
-    check_matrix("D", D)
-    check_matrix("X", X, rows=D.shape[-2], rows_name="m, the rows of D")
-    check_same_batch(X=X, D=D)
-    if X.dtype != D.dtype:
-        raise ValueError(f"X and D must have the same dtype, got X {X.dtype} and D {D.dtype}")
-    check_nonneg("lam", lam)
-    check_positive("step", step)
-    return check_int("T", T, low=0)
-
-
-def _as_threshold(lam, like: torch.Tensor):
-    """λ as a float, or a tensor broadcast over ``(..., p, n)`` (one λ per instance)."""
-    if isinstance(lam, torch.Tensor):
-        lam = lam.to(like)
-        return lam.reshape(lam.shape + (1, 1)) if lam.ndim else lam
-    return lam
 
 
 class Encoder:
@@ -83,6 +60,10 @@ class Encoder:
 
     Subclasses implement :meth:`layer` (one unrolled layer), and may override :meth:`init`.
     Class attributes ``name`` and ``capabilities`` describe the encoder.
+
+    The call validates its arguments once and hands λ to :meth:`init` and :meth:`layer` in its
+    internal form (:func:`udl.core.threshold.as_lam`): a tensor ``(..., 1, 1)`` in X's dtype,
+    one λ per instance broadcasting over the codes (``(1, 1)`` for a single λ).
     """
 
     name: str = "encoder"
@@ -103,60 +84,79 @@ class Encoder:
     def iterates(self, X, D, *, lam, step, T) -> Iterator[torch.Tensor]:
         """Yield z_1, …, z_T (each ``(..., p, n)``) without storing the path."""
         T = validate_encoder_args(X, D, lam, step, T)
-        A, B, state = self.init(X, D, lam=lam, step=step)
-        lam = _as_threshold(lam, B)
-        for t in range(T):
-            state = self.layer(t, A, B, state, lam=lam, step=step)
-            yield state["Z"]
+        path = self._path(X, D, as_lam(lam, X), step, T)
+        next(path)                                          # z_0
+        yield from path
 
     def __call__(self, X, D, *, lam, step, T, return_path: bool = False) -> torch.Tensor:
         """Run T layers. Returns ``Z_T (..., p, n)``, or ``(T+1, ..., p, n)`` iterates z_0…z_T."""
         T = validate_encoder_args(X, D, lam, step, T)
+        return self._unroll(X, D, as_lam(lam, X), step, T, return_path)
+
+    def _unroll(self, X, D, lam, step, T: int, return_path: bool) -> torch.Tensor:
+        """Unchecked call (λ in its internal form): ``Z_T``, or the stacked path z_0 … z_T."""
+        if return_path:
+            return torch.stack(list(self._path(X, D, lam, step, T)))
+        for Z in self._path(X, D, lam, step, T):
+            pass
+        return Z
+
+    def _path(self, X, D, lam, step, T: int) -> Iterator[torch.Tensor]:
+        """Yield z_0, z_1, …, z_T through :meth:`init` and :meth:`layer` (unchecked)."""
         A, B, state = self.init(X, D, lam=lam, step=step)
-        path = [state["Z"]] if return_path else None
-        lam = _as_threshold(lam, B)
+        yield state["Z"]
         for t in range(T):
             state = self.layer(t, A, B, state, lam=lam, step=step)
-            if return_path:
-                path.append(state["Z"])
-        return torch.stack(path) if return_path else state["Z"]
+            yield state["Z"]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
 class ISTA(Encoder):
-    """The reference encoder: z_{t+1} = P_{αλ}(A z_t + B).
+    """The reference encoder: z_{t+1} = P_θ(A z_t + B), θ = αλ (computed once, in :meth:`init`).
 
-    When D or X requires grad (and λ > 0), the call goes through :func:`udl.core.unrolled.unrolled_ista`,
-    a custom autograd function whose backward pass needs only the iterates, stored exactly in
-    sparse form (non-zero values and their positions), instead of every dense activation; same
-    values and gradients as plain autograd through :meth:`layer` up to rounding (on CPU it
-    multiplies sparse iterates as CSR matrices, which sums in another order).
+    When D or X requires grad (and λ > 0), the call goes through
+    :class:`udl.core.unrolled.UnrolledISTA`, a custom autograd function whose backward pass needs
+    only the iterates, stored exactly in sparse form (non-zero values and their positions),
+    instead of every dense activation; same values and gradients as plain autograd through
+    :meth:`layer` up to rounding (on CPU it multiplies sparse iterates as CSR matrices, which
+    sums in another order).
     """
 
     name = "ista"
     capabilities = frozenset({"differentiable", "soft_threshold", "fixed_lambda"})
 
     def __call__(self, X, D, *, lam, step, T, return_path: bool = False) -> torch.Tensor:
-        if (not return_path and torch.is_grad_enabled() and isinstance(X, torch.Tensor)
-                and isinstance(D, torch.Tensor) and (D.requires_grad or X.requires_grad)):
-            from udl.core.unrolled import _is_reference, lean_applicable, unrolled_ista
-            if _is_reference(self) and lean_applicable(lam, step):
-                T = validate_encoder_args(X, D, lam, step, T)
-                if T > 0:
-                    return unrolled_ista(X, D, lam=lam, step=step, T=T)
-        return super().__call__(X, D, lam=lam, step=step, T=T, return_path=return_path)
+        T = validate_encoder_args(X, D, lam, step, T)
+        lam = as_lam(lam, X)
+        if (T > 0 and not return_path and torch.is_grad_enabled() and (D.requires_grad or X.requires_grad)
+                and is_reference(self) and lean_applicable(lam, step)):
+            return UnrolledISTA.apply(D, X, lam, float(step), T, None, "index")
+        return self._unroll(X, D, lam, step, T, return_path)
+
+    def init(self, X, D, *, lam, step):
+        A, B, state = super().init(X, D, lam=lam, step=step)
+        return A, B, {**state, "theta": step * lam}
 
     def layer(self, t, A, B, state, *, lam, step):
-        Z = state["Z"]
+        Z, theta = state["Z"], state["theta"]
         if A.shape[:-2] == B.shape[:-2] == Z.shape[:-2]:
-            # one batched GEMM over the flattened batch (as udl.core.unrolled._codes)
+            # one batched GEMM over the flattened batch (as udl.core.unrolled.layers.codes)
             V = torch.baddbmm(B.reshape((-1,) + B.shape[-2:]), A.reshape((-1,) + A.shape[-2:]),
                               Z.reshape((-1,) + Z.shape[-2:])).view(Z.shape)
         else:
             V = A @ Z + B
-        return {"Z": _soft_threshold(V, step * lam)}
+        return {"Z": shrink(V, theta), "theta": theta}
+
+
+def is_reference(encoder) -> bool:
+    """Whether ``encoder`` is the reference ISTA, unmodified (a subclass overriding its call, its
+    :meth:`~Encoder.init` or its :meth:`~Encoder.layer` is not): the lean paths of
+    :mod:`udl.core.unrolled` compute exactly its layers."""
+    cls = type(encoder)
+    return isinstance(encoder, ISTA) and cls.layer is ISTA.layer and cls.init is ISTA.init \
+        and cls.__call__ is ISTA.__call__ and cls._unroll is Encoder._unroll and cls._path is Encoder._path
 
 
 class FISTA(Encoder):
@@ -167,12 +167,12 @@ class FISTA(Encoder):
 
     def init(self, X, D, *, lam, step):
         A, B, state = super().init(X, D, lam=lam, step=step)
-        return A, B, {"Z": state["Z"], "Y": state["Z"], "k": 1.0}
+        return A, B, {"Z": state["Z"], "Y": state["Z"], "k": 1.0, "theta": step * lam}
 
     def layer(self, t, A, B, state, *, lam, step):
-        Z = _soft_threshold(A @ state["Y"] + B, step * lam)
+        Z = shrink(A @ state["Y"] + B, state["theta"])
         k = (1 + (1 + 4 * state["k"] ** 2) ** 0.5) / 2
-        return {"Z": Z, "Y": Z + ((state["k"] - 1) / k) * (Z - state["Z"]), "k": k}
+        return {"Z": Z, "Y": Z + ((state["k"] - 1) / k) * (Z - state["Z"]), "k": k, "theta": state["theta"]}
 
 
 class HardThresholdISTA(Encoder):
@@ -203,9 +203,8 @@ class LambdaDecayISTA(Encoder):
         self.decay, self.lam_min = float(decay), float(check_nonneg("lam_min", lam_min))
 
     def layer(self, t, A, B, state, *, lam, step):
-        lam_t = lam * self.decay ** t
-        lam_t = torch.clamp(lam_t, min=self.lam_min) if isinstance(lam_t, torch.Tensor) else max(lam_t, self.lam_min)
-        return {"Z": _soft_threshold(A @ state["Z"] + B, step * lam_t)}
+        lam_t = torch.clamp(lam * self.decay ** t, min=self.lam_min)
+        return {"Z": shrink(A @ state["Z"] + B, step * lam_t)}
 
     def __repr__(self):
         return f"LambdaDecayISTA(decay={self.decay}, lam_min={self.lam_min})"
@@ -228,7 +227,7 @@ class UnscaledThresholdISTA(Encoder):
     capabilities = frozenset({"differentiable", "fixed_lambda"})
 
     def layer(self, t, A, B, state, *, lam, step):
-        return {"Z": _soft_threshold(A @ state["Z"] + B, lam)}
+        return {"Z": shrink(A @ state["Z"] + B, lam)}
 
 
 _REFERENCE = ISTA()

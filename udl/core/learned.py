@@ -25,7 +25,8 @@ import math
 import torch
 
 from udl.core._validate import check_int, check_nonneg, check_positive
-from udl.core.encoders import Encoder, _soft_threshold
+from udl.core.encoders import Encoder
+from udl.core.threshold import shrink
 
 __all__ = ["LearnedStepISTA"]
 
@@ -116,7 +117,7 @@ class LearnedStepISTA(Encoder):
         alpha = step * self.step_scales[k].to(B)
         theta = alpha * lam * self.threshold_scales[k].to(B)
         Z = state["Z"]
-        return {"Z": _soft_threshold(Z - alpha * (A @ Z - B), theta)}
+        return {"Z": shrink(Z - alpha * (A @ Z - B), theta)}
 
     def __repr__(self) -> str:
         a = self.step_scales.detach().to("cpu", torch.float64)

@@ -10,9 +10,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from udl.core._validate import check_choice, check_matrix, check_same_batch
-from udl.core.data import _normalize_columns
+from udl.core.data import normalize_columns_unchecked
 
-__all__ = ["align", "dictionary_error", "code_error", "support_recovery", "relative_error"]
+__all__ = ["align", "dictionary_error", "code_error", "support_recovery", "relative_error",
+           "dictionary_error_unchecked", "code_error_unchecked"]
 
 
 def align(D: torch.Tensor, D_star: torch.Tensor) -> torch.Tensor:
@@ -28,7 +29,7 @@ def align(D: torch.Tensor, D_star: torch.Tensor) -> torch.Tensor:
 
 
 def _align(D: torch.Tensor, D_star: torch.Tensor) -> torch.Tensor:
-    Dn, Ds = _normalize_columns(D), _normalize_columns(D_star)
+    Dn, Ds = normalize_columns_unchecked(D), normalize_columns_unchecked(D_star)
     C = (Dn.mT @ Ds).detach().cpu().numpy()                 # (..., p, p) correlations
     flat = C.reshape(-1, *C.shape[-2:])
     # col[i] = the true atom matched to learned atom i; perm[j] = the learned atom for true atom j
@@ -57,12 +58,12 @@ def dictionary_error(D: torch.Tensor, D_star: torch.Tensor, *, aligned: bool = F
     check_matrix("D", D)
     check_matrix("D_star", D_star, rows=D.shape[-2], cols=D.shape[-1])
     check_same_batch(D=D, D_star=D_star)
-    return _dictionary_error(D, D_star, aligned=aligned)
+    return dictionary_error_unchecked(D, D_star, aligned=aligned)
 
 
-def _dictionary_error(D, D_star, *, aligned=False):
+def dictionary_error_unchecked(D, D_star, *, aligned=False):
     """Unchecked :func:`dictionary_error` (used while recording a training run)."""
-    Dn = _align(D, D_star) if aligned else _normalize_columns(D)
+    Dn = _align(D, D_star) if aligned else normalize_columns_unchecked(D)
     E = Dn - D_star
     return {"fro": torch.linalg.matrix_norm(E) / torch.linalg.matrix_norm(D_star),
             "max_col": torch.linalg.vector_norm(E, dim=-2).amax(dim=-1)}
@@ -85,10 +86,10 @@ def code_error(Z: torch.Tensor, Z_star: torch.Tensor, *, reduction: str = "max")
     """
     check_choice("reduction", reduction, ("max", "mean", "fro"))
     _check_codes(Z, Z_star)
-    return _code_error(Z, Z_star, reduction)
+    return code_error_unchecked(Z, Z_star, reduction)
 
 
-def _code_error(Z, Z_star, reduction="max"):
+def code_error_unchecked(Z, Z_star, reduction="max"):
     """Unchecked :func:`code_error` (used while recording a training run)."""
     E = (Z - Z_star).abs()
     if reduction == "max":

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from udl.core._validate import check_choice, check_int, check_matrix, check_nonneg, check_positive, check_same_batch
-from udl.core.data import _normalize_columns
+from udl.core.data import normalize_columns_unchecked
 from udl.core.encoders import Encoder
 from udl.core.estimators import KINDS, gradients
-from udl.core.metrics import _code_error, _dictionary_error
+from udl.core.metrics import code_error_unchecked, dictionary_error_unchecked
 
 __all__ = ["train", "Trajectory", "OPTIMIZERS"]
 
@@ -110,11 +110,11 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
         rec["loss"].append(0.5 * (X - D @ Z_T).square().sum(dim=(-2, -1)) / n)
         rec["grad_norm"].append(torch.linalg.matrix_norm(g))
         if D_star is not None:
-            e = _dictionary_error(D, D_star)
+            e = dictionary_error_unchecked(D, D_star)
             rec["dict_error"].append(e["fro"])
             rec["dict_error_max"].append(e["max_col"])
         if Z_star is not None:
-            rec["code_error"].append(_code_error(Z_T, Z_star))
+            rec["code_error"].append(code_error_unchecked(Z_T, Z_star))
 
     for l in range(n_steps + 1):
         Xb = X if batch_size is None else X[..., torch.randperm(n, generator=gen)[:batch_size].to(X.device)]
@@ -134,7 +134,7 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
                 D.grad = g
                 adam.step()
             if normalize:
-                D.copy_(_normalize_columns(D))
+                D.copy_(normalize_columns_unchecked(D))
         if progress is not None:
             progress(1)
     stack = lambda v: torch.stack(v) if v else torch.empty(0)  # noqa: E731

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from udl.engine.executors import cap_threads, threads_per_worker
+from udl.engine.threads import cap_threads, threads_per_worker
 
 __all__ = ["ThreadCap"]
 

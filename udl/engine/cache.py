@@ -1,7 +1,7 @@
 """A cache of finished cells, so that an interrupted or repeated run recomputes only what is missing.
 
 One entry per finished cell task (claim × parameter cell × control flag): the annotated
-table that :func:`udl.engine.harness.simulate_cell` returned, pickled. The key is a sha256 of
+table that :func:`udl.engine.tasks.simulate_cell` returned, pickled. The key is a sha256 of
 
 - the **code version**: every ``*.py`` file of the ``udl`` package and of the package (or
   module) of each class in the claim's MRO (for ``claims/``: every claim module, shared
@@ -36,10 +36,13 @@ import os
 import pickle
 import platform
 import sys
-import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from udl.engine.cells import canonical_cell, cell_dict
+from udl.engine.files import atomic_write
+from udl.engine.tasks import CellOutcome, CellTask
 
 __all__ = ["CellCache", "CacheStats", "code_version", "DEFAULT_DIR", "FORMAT"]
 
@@ -182,7 +185,7 @@ class CellCache:
     Examples
     --------
     >>> cache = CellCache(".udl-cache")            # doctest: +SKIP
-    >>> udl.engine.harness.run(claims, "quick", 0, cache=cache)  # doctest: +SKIP
+    >>> udl.engine.runner.run(claims, "quick", 0, cache=cache)  # doctest: +SKIP
     """
 
     def __init__(self, directory: str | os.PathLike = DEFAULT_DIR):
@@ -213,10 +216,8 @@ class CellCache:
             self._encoder_ids[id(encoder)] = cached
         return cached[1]
 
-    def key(self, task) -> tuple[str, str] | None:
-        """``(code version, key)`` of a :class:`~udl.engine.harness.CellTask`, or None when uncacheable."""
-        from udl.engine.harness import canonical_cell
-
+    def key(self, task: CellTask) -> tuple[str, str] | None:
+        """``(code version, key)`` of a :class:`~udl.engine.tasks.CellTask`, or None when uncacheable."""
         try:
             version, claim = self._claim_identity(task.claim)
             ctx = task.ctx
@@ -233,13 +234,13 @@ class CellCache:
             return None
         return version, _sha256(*parts)
 
-    def _path(self, task, key: tuple[str, str]) -> Path:
+    def _path(self, task: CellTask, key: tuple[str, str]) -> Path:
         version, digest = key
         return self.directory / FORMAT / version[:16] / task.claim.id / f"{digest}.pkl"
 
     # ----------------------------------------------------------------- entries
-    def load(self, task, key: tuple[str, str] | None):
-        """The cached :class:`~udl.engine.harness.CellOutcome` of ``task``, or None (a miss)."""
+    def load(self, task: CellTask, key: tuple[str, str] | None) -> CellOutcome | None:
+        """The cached :class:`~udl.engine.tasks.CellOutcome` of ``task``, or None (a miss)."""
         if key is None:
             return None
         path = self._path(task, key)
@@ -254,12 +255,10 @@ class CellCache:
         if not isinstance(entry, dict) or entry.get("key") != key[1] or "table" not in entry:
             self.stats.unreadable += 1
             return None
-        from udl.engine.harness import CellOutcome
-
         self.stats.hits += 1
         return CellOutcome(entry["table"], None, None, 0.0)
 
-    def store(self, task, key: tuple[str, str] | None, outcome) -> bool:
+    def store(self, task: CellTask, key: tuple[str, str] | None, outcome: CellOutcome) -> bool:
         """Store a successful outcome atomically; errors and uncacheable tasks are skipped.
 
         Returns
@@ -274,18 +273,9 @@ class CellCache:
             return False
         path = self._path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"key": key[1], "claim": task.claim.id, "cell_index": task.cell_index, "cell": dict(task.cell),
+        entry = {"key": key[1], "claim": task.claim.id, "cell_index": task.cell_index, "cell": cell_dict(task.cell),
                  "control": bool(task.ctx.control), "seconds": outcome.seconds, "table": outcome.table}
-        staging = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-        try:
-            with open(staging, "wb") as handle:
-                pickle.dump(entry, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(staging, path)
-        except BaseException:
-            staging.unlink(missing_ok=True)
-            raise
+        atomic_write(path, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
         self.stats.stored += 1
         return True
 

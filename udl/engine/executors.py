@@ -38,21 +38,23 @@ OpenBLAS/MKL/OpenMP pools through ``threadpoolctl``) around each cell, with the 
 running side by side in workers. Worker processes additionally cap their pools at start
 (``torch.set_num_threads`` and the OMP/MKL/OpenBLAS/NumExpr variables) at
 ``max(1, cores // workers)`` (:func:`threads_per_worker`), so nothing a worker runs
-outside a cell oversubscribes the machine either.
+outside a cell oversubscribes the machine either. These thread helpers live in
+:mod:`udl.engine.threads` (which the Dask worker plugin imports too) and are re-exported here.
 
 :func:`make_executor` builds one from the ``udl verify --executor`` spec.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import signal
 import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol, runtime_checkable
+
+from udl.engine.threads import (THREAD_ENV_VARS, cap_threads, limit_threads, thread_env, threads_per_worker,
+                                usable_cores)
 
 __all__ = [
     "Executor",
@@ -72,9 +74,6 @@ __all__ = [
     "DEFAULT_RETRIES",
 ]
 
-#: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                   "VECLIB_MAXIMUM_THREADS")
 #: Extra attempts of a task whose worker was lost (processes) or that raised on the
 #: executor's side (Dask ``retries``). 2 retries ride out an OOM-killed or pre-empted worker;
 #: a task that kills its worker every time still ends (as that cell's error) after 3 tries.
@@ -135,66 +134,6 @@ def completed(executor, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Itera
         where = _describe(tasks[index + 1]) if index + 1 < len(tasks) else "a task"
         raise ExecutorError(f"executor {executor!r} failed at or after {where}: "
                             f"{type(exc).__name__}: {exc}") from exc
-
-
-# --------------------------------------------------------------------------- threads
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells, else cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """Threads each of ``workers`` worker processes on one machine may use: max(1, cores // workers)."""
-    cores = usable_cores() if cores is None else int(cores)
-    return max(1, cores // max(1, int(workers)))
-
-
-def cap_threads(threads: int) -> None:
-    """Cap this process's thread pools at ``threads``.
-
-    Sets the OpenMP/BLAS variables (read by libraries that start their pools later) and
-    ``torch.set_num_threads`` (torch's intra-op pool, effective at once).
-    """
-    threads = max(1, int(threads))
-    for name in THREAD_ENV_VARS:
-        os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def limit_threads(threads: int):
-    """Run the ``with`` block with exactly ``threads`` threads in torch and the native pools.
-
-    Sets torch's intra-op threads and, through ``threadpoolctl`` (when installed), the
-    OpenBLAS, MKL and OpenMP pools that numpy, scipy and torch loaded; restores both after.
-    The same count on every executor gives bit-identical cells.
-    """
-    import torch
-
-    threads = max(1, int(threads))
-    previous = torch.get_num_threads()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn, hence of udl
-        threadpool_limits = None
-    torch.set_num_threads(threads)
-    try:
-        if threadpool_limits is None:  # pragma: no cover
-            yield
-        else:
-            with threadpool_limits(limits=threads):
-                yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _thread_env(threads: int) -> dict[str, str]:
-    return {name: str(max(1, int(threads))) for name in THREAD_ENV_VARS}
 
 
 # --------------------------------------------------------------------------- serial
@@ -463,7 +402,7 @@ class DaskExecutor:
                                     f"{type(exc).__name__}: {exc}") from exc
         threads = threads_per_worker(self.workers)
         self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=None, env=_thread_env(threads))
+                                     host="127.0.0.1", dashboard_address=None, env=thread_env(threads))
         try:
             return Client(self._cluster, set_as_default=False)
         except BaseException:

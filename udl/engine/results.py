@@ -38,6 +38,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from udl.engine.cells import cell_dict
+from udl.engine.files import atomic_write
+
 __all__ = [
     "FORMAT",
     "RESULTS_FILE",
@@ -48,6 +51,8 @@ __all__ = [
     "dumps",
     "environment",
     "write_run",
+    "RunDirectoryError",
+    "load_results",
     "load_run",
 ]
 
@@ -162,7 +167,7 @@ def _claim_record(result) -> dict:
         "regime": claim.regime,
         "requires": sorted(claim.requires),
         "profile": result.profile,
-        "cells": claim.cells(result.profile),
+        "cells": [cell_dict(cell) for cell in claim.cells(result.profile)],
         "n_instances": claim.n_instances(result.profile),
         "outcome": result.outcome,
         "ok": result.ok,
@@ -190,15 +195,16 @@ def _claim_record(result) -> dict:
 
 def run_document(result) -> dict:
     """The content of ``results.json`` for a :class:`~udl.engine.harness.RunResult`."""
-    from udl.engine.stats import _builtin
+    from udl.engine.stats import to_builtin
 
     claims = {cid: _claim_record(r) for cid, r in result.claims.items()}
     outcomes = [r.outcome for r in result.claims.values()]
     controls = [r.control_outcome for r in result.claims.values() if r.controls_run]
-    return _builtin({
+    return to_builtin({
         "format": FORMAT,
         "run": {"profile": result.profile, "seed": result.seed, "device": result.device, "dtype": result.dtype,
                 "controls": result.controls, "claims": list(result.claims),
+                "claims_package": result.claims_package,
                 "multiple_testing": ("Holm step-down across the PASS tests of all decided claims of this run; "
                                      "negative controls are not adjusted")},
         "claims": claims,
@@ -223,13 +229,11 @@ def dumps(document: dict) -> str:
 
 # --------------------------------------------------------------------------- writing
 def _write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically, gzip-compressed (mtime 0) when the name ends in ``.gz``."""
     data = text.encode("utf-8")
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    atomic_write(path, data)
 
 
 def _write_contents(result, directory: Path) -> None:
@@ -288,8 +292,52 @@ def write_run(result, out_dir: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- reading
+class RunDirectoryError(ValueError):
+    """A path that is not a readable run directory (the message names the path and why)."""
+
+
+def load_results(directory: str | Path) -> dict:
+    """Read and check the ``results.json`` of a run directory: the one reader of run records.
+
+    Parameters
+    ----------
+    directory : path
+        A run directory written by :func:`write_run`.
+
+    Returns
+    -------
+    dict
+        The parsed ``results.json`` (its ``format`` is :data:`FORMAT`, its ``claims`` a dict).
+
+    Raises
+    ------
+    RunDirectoryError
+        Missing directory, not a directory, no ``results.json``, unreadable JSON, an unknown
+        format, or no claims record.
+    """
+    path = Path(directory)
+    if not path.exists():
+        raise RunDirectoryError(f"{str(path)!r} does not exist")
+    if not path.is_dir():
+        raise RunDirectoryError(f"{str(path)!r} is not a directory")
+    file = path / RESULTS_FILE
+    if not file.is_file():
+        raise RunDirectoryError(f"{str(path)!r} is not a run directory (no {RESULTS_FILE})")
+    try:
+        with open(file, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"{str(file)!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        fmt = record.get("format") if isinstance(record, dict) else None
+        raise RunDirectoryError(f"{str(file)!r} is not a {FORMAT} run (format {fmt!r})")
+    if not isinstance(record.get("claims"), dict):
+        raise RunDirectoryError(f"{str(file)!r} has no claims record")
+    return record
+
+
 def load_run(directory: str | Path) -> StoredRun:
-    """Read a run directory written by :func:`write_run`.
+    """Read a run directory written by :func:`write_run`: its record and its tables.
 
     Parameters
     ----------
@@ -298,13 +346,16 @@ def load_run(directory: str | Path) -> StoredRun:
     Returns
     -------
     StoredRun
-        ``results`` (the parsed ``results.json``) and ``tables`` (``{claim id: DataFrame}``).
+        ``results`` (the parsed ``results.json``, read by :func:`load_results`) and
+        ``tables`` (``{claim id: DataFrame}``).
+
+    Raises
+    ------
+    RunDirectoryError
+        ``directory`` is not a readable run directory (see :func:`load_results`).
     """
     directory = Path(directory)
-    with open(directory / RESULTS_FILE, encoding="utf-8") as handle:
-        results = json.load(handle)
-    if results.get("format") != FORMAT:
-        raise ValueError(f"{directory} is not a {FORMAT} run (format {results.get('format')!r})")
+    results = load_results(directory)
     tables = {}
     for cid, record in results["claims"].items():
         if record.get("table"):

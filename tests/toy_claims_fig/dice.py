@@ -1,0 +1,49 @@
+"""A fair die averages 3.5: a toy claim that brings its own figure (an ``@figure`` method).
+
+Everything the report needs for the figure is in this file; nothing in ``udl/`` names the claim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from udl.engine import Claim, FigureInput, figure, plotting as plot, stats
+
+#: The expected face of a fair six-sided die.
+MEAN = 3.5
+#: Half-width of the equivalence band around MEAN for the mean of ``rolls`` rolls.
+MARGIN = 0.5
+#: Face the control's loaded die always shows (far outside the band).
+LOADED = 6
+
+
+class FairDie(Claim):
+    id = "T.9"
+    theorem = "T.9"
+    title = "a fair die averages 3.5"
+    statement = "The mean of `rolls` rolls of a fair die lies within 3.5 ± 0.5 on average over instances."
+    kind = "rate"
+    effect = "the per-instance mean has sd ≈ 0.24 at 50 rolls; 8 instances give power ≈ 1."
+    regime = "rolls = 50; toy."
+    control = "a loaded die that always shows 6: must FAIL."
+    profiles = {name: {"cells": [{"rolls": 50}], "n_instances": 8} for name in ("quick", "ci", "paper")}
+
+    def simulate(self, cell, seeds, ctx):
+        means = [float(LOADED) if ctx.control else
+                 float(np.random.default_rng(seed).integers(1, 7, cell["rolls"]).mean()) for seed in seeds]
+        return pd.DataFrame({"instance": np.arange(len(seeds)), "mean": means})
+
+    def decide(self, table):
+        return stats.mean_test(table["mean"], threshold=MEAN, margin=MARGIN, side="equal", alpha=self.alpha,
+                               name="mean face")
+
+    @figure("mean-per-instance", f"Mean face per instance, against the fair die's {MEAN:g} (dashed).")
+    def draw_means(self, fi: FigureInput):
+        fi.need("instance", "mean")
+        fig, (ax,) = plot.new_figure(1)
+        ax.bar(fi.table["instance"], fi.table["mean"], color=plot.palette(1)[0], label="mean face")
+        ax.axhline(MEAN, color="0.3", linestyle="--", label=f"fair: {MEAN:g}")
+        ax.set_xlabel("instance")
+        plot.legend(ax)
+        return fig
