@@ -3,6 +3,9 @@
 Adding a theorem is adding one file here: define a subclass of :class:`udl.engine.harness.Claim`
 with an ``id`` (and the other class attributes), ``simulate`` and ``decide`` — and its report
 figures as methods marked with :func:`udl.engine.figure`; :func:`discover` finds it. Modules whose name starts with ``_`` are not scanned (use them for shared helpers).
+
+This folder is installed as the package ``udl.claims`` (``udl verify`` discovers it by default); in
+a checkout it is also importable as ``claims`` from the repository root.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from udl.engine.harness import Claim, discover as _discover
 __all__ = ["Claim", "discover"]
 
 
-def discover(package: str | ModuleType = "claims") -> dict[str, Claim]:
+def discover(package: str | ModuleType | None = None) -> dict[str, Claim]:
     """Every claim of ``package`` as ``{id: instance}``, sorted by id.
 
     Parameters
@@ -26,4 +29,4 @@ def discover(package: str | ModuleType = "claims") -> dict[str, Claim]:
     -------
     dict
     """
-    return _discover(package)
+    return _discover(__name__ if package is None else package)

@@ -12,9 +12,17 @@ claim     what is tested                                                        
 ========  ===========================================================================  ========
 II.2a     the error first falls geometrically: the factor ρ of the recursion           rate
           e²_{l+1} = ρ·e²_l fitted over the early steps is < 1 (upper bound < 1)
-II.2b     the plateau is > 0 and grows with λ (smallest local log-log slope > 0.1);    rate
-          its log-log slope is reported against the predicted radius ∝ λ (slope 1)
+II.2b     the plateau is > 0 and grows with λ at least like √λ (smallest local        rate
+          log-log slope > 0.5); its exponent is a prediction (radius ∝ λ, slope 1)
 ========  ===========================================================================  ========
+
+Both claims check what the theorem assumes of the training, as deterministic parts: unit-norm
+columns after every step (recorded by ``udl.train`` as ``col_norm_min``/``col_norm_max``: the
+dictionary error normalises columns itself and would hide a step that skips the normalisation),
+and the step-size condition in the form a run can measure, η·λ_max(Z_TZ_Tᵀ/n) < 2 at D⁽⁰⁾. Their
+controls are mutants of the catalogue (:mod:`udl.engine.mutants`); the hypotheses of Thm II.2 are
+recorded per cell; both decide at ci and paper only (quick stops before the regime they need).
+Pilots of this revision used root seed 10012.
 
 The dictionary error is e_l = ‖D^{(l)} − D*‖_F / ‖D*‖_F (columns normalised, no alignment: the
 start is close). Because ‖D*‖²_F = p, e²_l is the mean over columns of ‖D_j − D*_j‖², so averaging
@@ -30,7 +38,8 @@ times coarser than that.
 
 Tables are long format, one row per (instance, ``train_step``) — and per ``lam`` in II.2b — with
 ``dict_error`` (e_l), ``dict_error_max`` (max_j ‖D_j − D*_j‖), the step ``lr`` (η), the run's
-``direction`` / ``estimator`` and the instance's ``coherence`` and ``init_error``: the contraction
+``direction`` / ``estimator``, the column-norm deviation ``col_norm_dev`` after each step, and the
+instance's ``step_stability``, ``delta_max``, ``coherence`` and ``init_error``: the contraction
 figure (e_l against l, one curve per instance and λ, log scale) is drawn from them alone.
 
 Decisions that combine parts use intersection–union (:func:`all_of`): PASS needs every part to
@@ -56,10 +65,12 @@ __all__ = ["Contraction", "Neighbourhood", "contraction_factors", "plateaus", "l
 #: (≈ 1e-15 in float64); the smallest predicted plateau of the sweeps (λ = 0.15 at n = 1000) is
 #: ≈ 3e-2, two and a half decades above.
 ZERO_FLOOR = 1e-4
-#: II.2b: "grows with λ" means the plateau rises by more than 2^0.1 − 1 ≈ 7 % per doubling of λ
-#: on every step of the sweep (smallest local log-log slope > 0.1). Ten times the largest
-#: end-of-run drift allowed (DRIFT_MAX), and a tenth of the predicted slope 1.
-GROWTH_MIN = 0.1
+#: II.2b: "grows with λ" means the plateau grows at least like √λ on every step of the sweep
+#: (smallest local log-log slope > 0.5): half the predicted exponent 1, and the exponent of the
+#: misprinted root reading √(… + λ) of the short paper, so a PASS rules that reading out. Pilot
+#: (root seed 10012, 8 instances): 0.921 [0.914, 0.927] at ci, 0.829 [0.776, 0.882] at quick;
+#: under the mutant data-term-unscaled 0.33 [0.21, 0.45] at quick and −0.22 at ci.
+GROWTH_MIN = 0.5
 #: II.2b: the predicted log-log slope of the plateau (radius ∝ λ; squared radius ∝ λ²).
 PREDICTED_SLOPE = 1.0
 #: II.2b: half-width of the band around the predicted slope for the reported (not decisive)
@@ -71,9 +82,24 @@ PLATEAU_WINDOW = 5
 #: II.2b: largest relative drift over PLATEAU_WINDOW final steps for a run to count as having
 #: reached its plateau (reported in detail; pilot ≤ 7.5e-3 at λ = 0.6 after 25 steps).
 DRIFT_MAX = 1e-2
-#: Smallest positive float used before taking logs of plateaus (the oracle control can reach
-#: an error of exactly 0 in float64); it only keeps the log finite.
+#: Smallest positive float used before taking logs of plateaus (a run that reaches D* exactly
+#: has an error of 0); it only keeps the log finite.
 LOG_TINY = 1e-300
+#: Unit-norm columns after every step (the theorem's update renormalises): |‖D_j‖ − 1| may not
+#: exceed this many machine epsilons of the run's dtype. Dividing a column by its norm leaves
+#: ‖D_j‖ within ≈ √m·eps/2 of 1 (≤ 4·eps at m = 50; pilot ≤ 6.7e-16 = 3·eps); 100·eps leaves a
+#: 25-fold margin, while a step without renormalisation moves the norms by 0.3–0.55 over the run
+#: (pilot: mutant no-renormalise, II.2a at quick and ci).
+NORM_EPS_FACTOR = 100.0
+#: Step-size condition, measured: a step D ← D − η·g_dec with the codes held fixed is gradient
+#: descent on ½‖X − DZ_T‖²_F/n, whose Hessian is Z_TZ_Tᵀ/n; it is stable iff
+#: η·λ_max(Z_TZ_Tᵀ/n) < 2 (the Z_T of D⁽⁰⁾; pilot, root seed 10012: 0.32–0.38 at η = p/(8s) in
+#: II.2a, 0.76–0.81 at p/(4s) in II.2b, at ci).
+STEP_STABILITY_MAX = 2.0
+#: The hypotheses of Thm II.2 recorded per cell (docs/theory.md#standing-assumptions): the
+#: worst-case incoherence μ(2s − 1) < 1, λ ≥ s·log m/√m, a close start δ ≤ 1/log p, and the
+#: step η ≤ p/(s(1 − δ²/2)) — the O(·) constants taken as 1, which is all a finite run can do.
+HYPOTHESIS_CONSTANT = 1.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -98,43 +124,73 @@ def lam_grid(cell) -> np.ndarray:
     return np.geomspace(cell.lam_lo, cell.lam_hi, cell.n_lam)
 
 
-def _errors(D: torch.Tensor, D_star: torch.Tensor):
-    e = core.dictionary_error(D, D_star)
-    return e["fro"], e["max_col"]
+def _train(inst: core.Instances, encoder, *, lam: float, step: float, T: int, lr: float, n_steps: int,
+           progress=None, columns: dict | None = None) -> pd.DataFrame:
+    """Full-batch descent with g_dec and column normalisation (:func:`udl.core.train`), as a long table.
 
-
-def _own_loop(inst: core.Instances, direction, *, lr: float, n_steps: int, progress=None):
-    """Gradient steps D ← normalise(D − lr·direction(D)); errors (L+1, B) before and after each step.
-
-    The update is the one of :func:`udl.train` with ``optimizer="gd", normalize=True``; the
-    negative controls pass their own ``direction`` (ascent on g_dec, or the oracle g*).
+    One row per (step, instance): the dictionary errors, the deviation of the column norms from 1
+    (``col_norm_dev`` = max_j |‖D_j‖ − 1| after the step; the theorem's update renormalises), and
+    per instance the measured step-size condition ``step_stability`` = η·λ_max(Z_TZ_Tᵀ/n) at D⁽⁰⁾
+    (see :data:`STEP_STABILITY_MAX`), the start's worst column distance ``delta_max`` and μ.
+    ``columns`` are added as constant columns (labels); the step η is the column ``lr``.
     """
-    D = inst.D0.clone()
-    fro, mx = _errors(D, inst.D_star)
-    fros, maxs = [fro], [mx]
+    tr = core.train(inst.X, inst.D0, kind="dec", lam=lam, step=step, T=T, lr=lr, n_steps=n_steps,
+                    optimizer="gd", normalize=True, D_star=inst.D_star, encoder=encoder, progress=progress)
     with torch.no_grad():
-        for _ in range(n_steps):
-            D = core.normalize_columns(D - lr * direction(D))
-            fro, mx = _errors(D, inst.D_star)
-            fros.append(fro)
-            maxs.append(mx)
-            if progress is not None:
-                progress(1)
-    return torch.stack(fros), torch.stack(maxs)
+        Z0 = encoder(inst.X, inst.D0, lam=lam, step=step, T=T)
+        gram = Z0 @ Z0.mT / Z0.shape[-1]
+        stability = lr * torch.linalg.eigvalsh(gram)[..., -1]
+    dev = torch.maximum((tr.col_norm_max - 1).abs(), (tr.col_norm_min - 1).abs())
+    L, B = tr.dict_error.shape
 
+    def per_instance(values: torch.Tensor) -> np.ndarray:       # (B,) → one value per row
+        return np.tile(_np(values), L)
 
-def _curves(fro: torch.Tensor, mx: torch.Tensor, inst: core.Instances, **columns) -> pd.DataFrame:
-    """Long table of error trajectories: one row per (step, instance)."""
-    L, B = fro.shape
     return pd.DataFrame({
         "instance": np.tile(np.arange(B), L),
         "train_step": np.repeat(np.arange(L), B),
-        **columns,
-        "dict_error": _np(fro).ravel(),
-        "dict_error_max": _np(mx).ravel(),
-        "coherence": np.tile(_np(inst.coherence), L),
-        "init_error": np.tile(_np(inst.init_error), L),
+        **(columns or {}),
+        "lr": lr,
+        "dict_error": _np(tr.dict_error).ravel(),
+        "dict_error_max": _np(tr.dict_error_max).ravel(),
+        "col_norm_dev": _np(dev).ravel(),
+        "eps": float(torch.finfo(inst.X.dtype).eps),
+        "step_stability": per_instance(stability),
+        "delta_max": per_instance(inst.delta.amax(dim=-1)),
+        "coherence": per_instance(inst.coherence),
+        "init_error": per_instance(inst.init_error),
     })
+
+
+def _training_checks(table: pd.DataFrame) -> dict:
+    """The theorem's assumptions on the training, as deterministic checks: unit-norm columns after
+    every step (≤ NORM_EPS_FACTOR·eps) and the measured step-size condition (< STEP_STABILITY_MAX)."""
+    eps = float(table["eps"].max())
+    return {
+        "unit columns": stats.deterministic_check(
+            table["col_norm_dev"], tolerance=NORM_EPS_FACTOR * eps, name="max |‖D_j‖ − 1| after a step",
+            budget=f"{NORM_EPS_FACTOR:g}·eps: a column divided by its norm has norm 1 to ≈ √m·eps/2"),
+        "step size": stats.deterministic_check(
+            table.groupby(["cell", "instance"])["step_stability"].first(), tolerance=STEP_STABILITY_MAX,
+            name="η·λ_max(Z_TZ_Tᵀ/n) at D⁽⁰⁾",
+            budget="a descent step on ½‖X − DZ_T‖²/n (Hessian Z_TZ_Tᵀ/n) is stable iff η·λ_max < 2"),
+    }
+
+
+def _hypotheses(cell, table: pd.DataFrame, lam: float) -> list:
+    """Thm II.2's hypotheses on a cell (O-constants 1; see HYPOTHESIS_CONSTANT), worst instance."""
+    c = HYPOTHESIS_CONSTANT
+    delta = float(table["delta_max"].max())
+    return [
+        stats.hypothesis("μ(2s − 1) < 1", float(table["coherence"].max()) * (2 * cell.s - 1), c,
+                         note="worst-case incoherence (exact support recovery); μ measured per instance"),
+        stats.hypothesis("λ ≥ s·log m/√m", lam / (cell.s * math.log(cell.m) / math.sqrt(cell.m)), c,
+                         side="greater", note="value: λ/(s·log m/√m), largest λ of the cell"),
+        stats.hypothesis("δ ≤ 1/log p", delta * math.log(cell.p), c,
+                         note="value: δ·log p, δ the worst column distance of D⁽⁰⁾"),
+        stats.hypothesis("η ≤ p/(s(1 − δ²/2))", _lr(cell) * cell.s * (1 - delta ** 2 / 2) / cell.p, c,
+                         note="value: η·s(1 − δ²/2)/p; the measured form η·λ_max(Z_TZ_Tᵀ/n) < 2 is decided"),
+    ]
 
 
 def contraction_factors(table: pd.DataFrame, *, by=("cell", "instance")) -> pd.DataFrame:
@@ -221,20 +277,32 @@ class Contraction(Claim):
         "steps (pre-plateau: e_K ≥ 3× the plateau; dropping ε_λ ≥ 0 biases ρ̂ up, so the fit is "
         "conservative), has mean over instances < 1 with its upper confidence bound < 1. ρ = 1 − ψ "
         "of Thm II.2 (e² is the column mean of ‖D_j − D*_j‖², so the per-column recursion carries "
-        "over).")
+        "over). The theorem's assumptions on the training are checked exactly, as deterministic "
+        "parts: every column has unit norm after every step (to 100·eps), and the step satisfies the "
+        "measured step-size condition η·λ_max(Z_TZ_Tᵀ/n) < 2 at D⁽⁰⁾ (the form of "
+        "η = O(p/(s(1 − δ²/2))) a finite run can check: descent on the codes' quadratic is stable). "
+        "Decided at ci and paper; at quick (8 steps, the window ending at ≈ 1.7× the plateau instead "
+        "of the pre-registered ≥ 3×) it is reported only.")
     kind = "rate"
     effect = (
         "One-sided t test of the mean per-instance ρ̂ < 1 (interval: t bound at α). Pilot (root seed "
         "12345, ci design, 8 instances): ρ̂ = 0.689–0.702, mean 0.695, sd 0.004, upper bound 0.699; "
         "geometric-mean ratio 0.688 and the affine fit with ε_λ over the whole run 0.690 (ε ≈ 3.6e-4) "
         "agree; the window ends at e_4 ≥ 3.2× the final error. η = p/(4s) gave ρ̂ ≈ 0.48 but only 2–3 "
-        "steps above 3× the plateau. An effect 1 − ρ ≥ 0.2 at sd ≤ 0.05 needs t_test_n(0.2, 0.05, "
-        "α = 6e-4 [Holm worst case], β = 0.05) = 5; 8 instances are used.")
+        "steps above 3× the plateau. An effect 1 − ρ ≥ 0.2 at sd ≤ 0.04 needs t_test_n(0.2, 0.04, "
+        "α = 6e-4 [Holm worst case], β = 0.05) = 6; 6 instances are used (8 before this revision; "
+        "cut to keep the module's ci time with a control as costly as the claim). Intersection–union with "
+        "the two deterministic checks. Pilot of the checks (root seed 10012, ci, 8 instances): "
+        "max |‖D_j‖ − 1| = 5.6e-16 over all steps (tolerance 2.2e-14); η·λ_max(Z_TZ_Tᵀ/n) = "
+        "0.32–0.38 (< 2). Under the control the norms drift by up to 0.55.")
     regime = (
+        "Outside the theorem's hypotheses (recorded per cell, O-constants 1): μ(2s − 1) ≈ 3.0 ≥ 1, "
+        "λ/(s·log m/√m) ≈ 0.12 < 1 and a start at δ·log p ≈ 2.1 > 1 (c = 0.05, worst column); the "
+        "step η·s(1 − δ²/2)/p ≈ 0.11 is inside. "
         "m = 50, p = 100, s = 3 (μ ≈ 0.54: outside the incoherence hypothesis, as in the paper), "
         "n = 1000 examples (full batch), noiseless X, independent signs, λ = 0.2, α = 0.2, T = 50 "
         "(at D = D* the ISTA gradient is within 0.7 % of the certified-lasso ĝ after 50 layers), "
-        "η = p/(8s) ≈ 4.2 (half the p/(4s) of THEOREMS.md's note, inside the theorem's "
+        "η = p/(8s) ≈ 4.2 (half the p/(4s) of docs/theory.md#ii2-contraction, inside the theorem's "
         "η = O(p/(s(1 − δ²/2))), so that the geometric phase spans ≥ 4 steps above 3× the plateau), "
         "c = 0.05, 15 steps recorded for the figure (e_15 ≈ 0.047, plateau ≈ 0.044), decision on the "
         "first 4. quick: m = 30, p = 50, n = 500 (the same atom usage n·s/p = 30 as ci at a quarter "
@@ -243,24 +311,30 @@ class Contraction(Claim):
         "c = 0.1, T = 100) with gradient descent (the theorem's optimiser) instead of Adam, 50 "
         "instances, K = 10.")
     control = (
-        "Gradient ascent: D ← normalise(D + η·g_dec), everything else equal (same instances, "
-        "encoder, η, steps). The error grows from the first step, so ρ̂ > 1 (pilot 1.297–1.310) and "
-        "the claim must FAIL. The early window matters: the ascent saturates near e ≈ 1.1, and an "
-        "affine fit of e²_{l+1} on e²_l over the whole run gives 0.99 < 1 for it (pilot).")
+        "Mutant no-renormalise (udl.engine.mutants): the training step skips the column "
+        "renormalisation. The theorem's update is a g_dec step *followed by* normalisation, and the "
+        "claim's dictionary error normalises the columns itself, so the contraction factor barely "
+        "moves (pilot: ρ̂ 0.707 against 0.695) — the bug is only visible because the claim checks "
+        "the unit-norm columns after every step, which it must: the deterministic part 'unit "
+        "columns' FAILS (the norms drift by ≈ 1e-2 per step). Must FAIL at quick and ci.")
+    control_mutant = "no-renormalise"
+    decides_at = ("ci", "paper")
+    detects_errors = True    # a training run that diverges (non-finite D) has not contracted
     requires = frozenset({"soft_threshold"})
     audit_sentences = {
-        "FAIL": "g_dec with these codes no longer contracts the dictionary error (factor {statistic:.3g}, "
-                "needs < 1)",
+        "FAIL": "g_dec training no longer contracts the dictionary error with unit-norm columns and a stable "
+                "step ({statistic_name} = {statistic:.3g})",
         ("INCONCLUSIVE", "no-threshold"):
             "least-squares codes hardly pull D towards D* (contraction factor {statistic:.3g} "
             "[{lower:.3g}, {upper:.3g}] against 1; the reference contracts at {reference:.2g})",
     }
     Cell = ContractionCell
     schema = {"train_step": "int", "lr": "float", "direction": "str", "dtype": "str", "dict_error": "float",
-              "dict_error_max": "float", "coherence": "float", "init_error": "float"}
+              "dict_error_max": "float", "col_norm_dev": "float", "eps": "float", "step_stability": "float",
+              "delta_max": "float", "coherence": "float", "init_error": "float"}
     profiles = {
         "quick": {"cells": [replace(_A, m=30, p=50, n=500, n_steps=8, fit_steps=4)], "n_instances": 4},
-        "ci": {"cells": [replace(_A, n=1000, n_steps=15, fit_steps=4)], "n_instances": 8},
+        "ci": {"cells": [replace(_A, n=1000, n_steps=15, fit_steps=4)], "n_instances": 6},
         "paper": {"cells": [replace(_A, s=5, n=10_000, init_scale=0.1, T=100, n_steps=100, fit_steps=10)],
                   "n_instances": 50},
     }
@@ -268,29 +342,19 @@ class Contraction(Claim):
     def simulate(self, cell, seeds, ctx):
         """Dictionary-error trajectories (long format: one row per step and instance)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, lam, step, T, lr = ctx.encoder_under_test(), cell.lam, cell.step, cell.T, _lr(cell)
-        n_steps = cell.n_steps
-        if ctx.control:
-            def ascent(D):   # descent on −g_dec: the sign of the update flipped, nothing else
-                return -core.gradient(inst.X, D, kind="dec", lam=lam, step=step, T=T, encoder=encoder)
-
-            fro, mx = _own_loop(inst, ascent, lr=lr, n_steps=n_steps, progress=ctx.progress)
-            direction = "ascent"
-        else:
-            tr = core.train(inst.X, inst.D0, kind="dec", lam=lam, step=step, T=T, lr=lr, n_steps=n_steps,
-                           optimizer="gd", normalize=True, D_star=inst.D_star, encoder=encoder,
-                           progress=ctx.progress)
-            fro, mx = tr.dict_error, tr.dict_error_max
-            direction = "descent"
-        return _curves(fro, mx, inst, lr=lr, direction=direction, dtype=str(ctx.dtype).removeprefix("torch."))
+        return _train(inst, ctx.encoder_under_test(), lam=cell.lam, step=cell.step, T=cell.T, lr=_lr(cell),
+                      n_steps=cell.n_steps, progress=ctx.progress,
+                      columns={"direction": "descent", "dtype": str(ctx.dtype).removeprefix("torch.")})
 
     def decide(self, table):
-        """One-sided t test of the mean per-instance factor ρ̂ < 1 (upper bound < 1)."""
+        """One-sided t test of the mean per-instance factor ρ̂ < 1, with the training checks (all must pass)."""
         rates = contraction_factors(table)
-        verdict = stats.mean_test(rates["rho"], threshold=1.0, side="less", alpha=self.alpha,
-                                  name="contraction factor ρ of e² per step")
+        parts = {"contraction": stats.mean_test(rates["rho"], threshold=1.0, side="less", alpha=self.alpha,
+                                                name="contraction factor ρ of e² per step"),
+                 **_training_checks(table)}
+        verdict = all_of(parts, n=len(rates), alpha=self.alpha, primary="contraction")
         detail = dict(verdict.detail,
-                      rho_upper_bound=float(verdict.interval[1]),
+                      rho_upper_bound=float(parts["contraction"].interval[1]),
                       psi_mean=float(1.0 - rates["rho"].mean()),
                       rho_min=float(rates["rho"].min()), rho_max=float(rates["rho"].max()),
                       rho_geo_median=float(rates["rho_geo"].median()),
@@ -300,6 +364,10 @@ class Contraction(Claim):
                       final_error_median=float(rates["final_error"].median()),
                       init_error_median=float(table.loc[table["train_step"] == 0, "dict_error"].median()))
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    def hypotheses(self, cell, table):
+        """μ(2s − 1), λ against s·log m/√m, closeness and the step size on this cell (worst instance)."""
+        return _hypotheses(cell, table, cell.lam)
 
     # ------------------------------------------------------------------ figures
     @figure("contraction",
@@ -397,31 +465,44 @@ class Neighbourhood(Claim):
         "Gradient descent with g_dec and column normalisation (as II.2a) does not reach D*: it "
         "settles on a plateau, the fixed point where g_dec's λ bias balances the pull towards D*. "
         "Over a λ sweep on the same instances, the plateau e_∞(λ) is strictly above zero "
-        "(> 1e-4 at the smallest λ) and grows with λ on every step of the sweep: the smallest local "
-        "log-log slope Δlog e_∞/Δlog λ has mean > 0.1 (lower bound > 0.1). The verdict is on these "
-        "two parts. The scaling is measured against the prediction radius ∝ λ (squared radius "
-        "ε_λ/ψ ∝ λ²): the per-instance OLS slope of log e_∞ on log λ is reported with its interval "
-        "and an equivalence test against 1 ± 0.25 (detail 'slope_vs_prediction'); the pilot "
-        "exponent is 0.93: inside 1 ± 0.25 but clearly below 1. The prediction is an O(·) bound for "
-        "small λ, so this is reported, not decided on; a plausible cause, not tested here, is that "
-        "the codes' shrinkage by λ enters g_dec = (DẐ − X)Ẑᵀ/n a second time.")
+        "(> 1e-4 at the smallest λ) and grows with λ at least like √λ on every step of the sweep: the "
+        "smallest local log-log slope Δlog e_∞/Δlog λ has mean > 0.5 (lower bound > 0.5; this rules "
+        "out the misprinted root reading √(… + λ), whose radius grows like √λ). As in II.2a, every "
+        "column has unit norm after every step and the step satisfies η·λ_max(Z_TZ_Tᵀ/n) < 2 "
+        "(deterministic parts). The verdict is on these four parts. The exponent is a prediction of "
+        "the theorem, radius ∝ λ (squared radius ε_λ/ψ ∝ λ²): the mean per-instance OLS slope of "
+        "log e_∞ on log λ is reported against the predicted 1 (contained or not in its interval). "
+        "It is not decided on: the radius is an O(·) bound for small λ, and at D* the bias of g_dec is "
+        "exactly λA − λ²B (II.3c), so at finite λ the exponent sits below 1 — the pilot's 0.93 "
+        "[0.93, 0.94] excludes 1, i.e. the squared radius grows like λ^1.87 over this sweep, not λ². "
+        "Decided at ci and paper; at quick (20 steps on a smaller problem, the plateau not yet "
+        "reached at the largest λ) it is reported only.")
     kind = "rate"
     effect = (
-        "Intersection–union of two one-sided t tests over instances (smallest local slope > 0.1; "
-        "plateau at λ_min > 1e-4). Pilot (root seed 12345, ci design, 8 instances): plateau median "
+        "Intersection–union of two one-sided t tests over instances (smallest local slope > 0.5; "
+        "plateau at λ_min > 1e-4) and the two deterministic training checks of II.2a. Pilot (root "
+        "seed 10012, ci design, 8 instances): smallest local slope 0.921 [0.914, 0.927]; at quick "
+        "0.829 [0.776, 0.882]; unit columns to 6.7e-16; η·λ_max(Z_TZ_Tᵀ/n) = 0.76–0.81; exponent "
+        "0.933 [0.926, 0.940], not containing the predicted 1. Earlier "
+        "pilot (root seed 12345, ci design, 8 instances): plateau median "
         "0.0336 / 0.0635 / 0.122 at λ = 0.15 / 0.3 / 0.6; smallest local slope mean 0.920, sd 0.007, "
         "bounds [0.913, 0.927]; plateau at λ_min 0.0335, sd 7e-4; per-instance OLS exponent 0.933 "
-        "[0.926, 0.939]; end drift ≤ 7.5e-3. The smallest effect, a local slope ≥ 0.6 (0.5 above the "
-        "threshold) at sd ≤ 0.1, needs t_test_n(0.5, 0.1, α = 6e-4 [Holm worst case], β = 0.05) = 4; "
-        "8 instances are used so that the reported exponent has a tight interval.")
+        "[0.926, 0.939]; end drift ≤ 7.5e-3. The smallest effect, a local slope ≥ 0.8 (0.3 above the "
+        "threshold) at sd ≤ 0.05, needs t_test_n(0.3, 0.05, α = 6e-4 [Holm worst case], β = 0.05) = 5; "
+        "5 instances are used (8 before this revision, cut for the ci budget now that the control "
+        "costs as much as the claim; the exponent's interval stays ≈ ±0.01).")
     regime = (
+        "Hypotheses recorded per cell (O-constants 1): μ(2s − 1) ≈ 2.9 ≥ 1 and "
+        "λ_max/(s·log m/√m) ≈ 0.36 < 1 are outside; the start (δ·log p ≈ 0.85) and the step "
+        "(η·s(1 − δ²/2)/p ≈ 0.25) are inside. "
         "m = 50, p = 100, s = 3, n = 1000 examples, noiseless X, independent signs, c = 0.02, "
-        "α = 0.2, T = 50, λ ∈ {0.15, 0.3, 0.6}, η = p/(4s) ≈ 8.3 (THEOREMS.md's step) and 25 steps. "
+        "α = 0.2, T = 50, λ ∈ {0.15, 0.3, 0.6}, η = p/(4s) ≈ 8.3 (the step of docs/theory.md#ii2-contraction) and 25 steps. "
         "The plateau is the fixed point of D ← normalise(D − η g_dec(D)), where g_dec's component "
         "orthogonal to each column vanishes; it does not depend on η, so η is chosen to reach it "
         "soon (the shrunk codes slow the approach at large λ: drift ≤ 1 % after 25 steps at λ = 0.6) "
-        "while keeping the control stable: η·λ_max(Z*Z*ᵀ/n) ≈ 1.0 at n = 1000, whereas p/(2s) gives "
-        "2.03–2.07 > 2 and the oracle run oscillates. The λ range is where the plateau is λ's: "
+        "while keeping the step stable: η·λ_max(Z*Z*ᵀ/n) ≈ 1.0 at n = 1000 (with the codes Z_T, the "
+        "checked form, 0.76–0.81), whereas p/(2s) gives 2.03–2.07 > 2 and a descent on the true codes "
+        "oscillates. The λ range is where the plateau is λ's: "
         "below λ ≈ 0.15 the encoder is not converged at T = 50 and adds a floor of its own (pilot at "
         "n = 1000: plateau 0.026 at λ = 0.1 with T = 50 but 0.022 with T = 100; at T = 200 the "
         "plateau is ∝ λ^0.95 down to λ = 0.025, 0.006). With noiseless data there is no additive "
@@ -433,28 +514,35 @@ class Neighbourhood(Claim):
         "steps), λ ∈ {0.15, 0.6}, 5 instances, 20 steps. paper: the paper's data sizes (s = 5, "
         "n = 10 000), T = 200, λ from 0.1 to 0.6 (4 values), 40 steps, 30 instances.")
     control = (
-        "The oracle gradient g* = (DZ* − X)Z*ᵀ/n (true codes: no λ bias), everything else equal: "
-        "training converges geometrically to D* itself (pilot: error 1.3e-5 after 25 steps and still "
-        "falling), identically for every λ, so both parts fail (error at the end < 1e-4; local "
-        "slopes exactly 0 < 0.1). Must FAIL.")
+        "Mutant data-term-unscaled (udl.engine.mutants): the encoder's data term is DᵀX instead of "
+        "αDᵀX, so its codes solve another problem (amplitudes ≈ 1/α too large) and g_dec's fixed point "
+        "is set by that error, not by λ: the plateau is ≈ 1 whatever λ is (pilot: smallest local slope "
+        "0.33 [0.21, 0.45] at quick, −0.22 at ci) and the step-size check fails (codes 5× too large: "
+        "η·λ_max ≫ 2). The claim must see it: its content is that the neighbourhood is λ's. Must "
+        "FAIL at quick and ci.")
+    control_mutant = "data-term-unscaled"
+    decides_at = ("ci", "paper")
+    detects_errors = True    # a training run that diverges (non-finite D) has no λ-plateau
     requires = frozenset({"soft_threshold", "fixed_lambda"})
     audit_sentences = {
-        "FAIL": "the g_dec plateau no longer grows with λ ({statistic_name} = {statistic:.2g}, needs > 0.1)",
+        "FAIL": "the g_dec plateau is no longer a λ-neighbourhood reached with unit-norm columns and a stable "
+                "step ({statistic_name} = {statistic:.2g})",
         ("FAIL", "no-threshold"):
             "without a threshold the codes, and so the g_dec plateau, do not depend on λ (smallest local "
-            "log-log slope {statistic:.2g}, needs > 0.1)",
+            "log-log slope {statistic:.2g}, needs > 0.5)",
         ("FAIL", "unscaled-threshold"):
             "the codes are lasso codes at λ/α = 5λ: at the largest λ of the sweep they are all zero, g_dec "
             "vanishes and D never leaves D⁽⁰⁾, so the plateau no longer grows with λ (smallest local log-log "
-            "slope {statistic:.2g}, needs > 0.1)",
+            "slope {statistic:.2g}, needs > 0.5)",
     }
     Cell = NeighbourhoodCell
     schema = {"train_step": "int", "lam": "float", "lr": "float", "estimator": "str", "dtype": "str",
-              "dict_error": "float", "dict_error_max": "float", "coherence": "float", "init_error": "float"}
+              "dict_error": "float", "dict_error_max": "float", "col_norm_dev": "float", "eps": "float",
+              "step_stability": "float", "delta_max": "float", "coherence": "float", "init_error": "float"}
     profiles = {
         "quick": {"cells": [replace(_B, m=30, p=50, n=500, lam_lo=0.15, lam_hi=0.6, n_lam=2, n_steps=20)],
                   "n_instances": 5},
-        "ci": {"cells": [replace(_B, n=1000, lam_lo=0.15, lam_hi=0.6, n_lam=3, n_steps=25)], "n_instances": 8},
+        "ci": {"cells": [replace(_B, n=1000, lam_lo=0.15, lam_hi=0.6, n_lam=3, n_steps=25)], "n_instances": 5},
         "paper": {"cells": [replace(_B, s=5, n=10_000, T=200, lam_lo=0.1, lam_hi=0.6, n_lam=4, n_steps=40)],
                   "n_instances": 30},
     }
@@ -462,26 +550,15 @@ class Neighbourhood(Claim):
     def simulate(self, cell, seeds, ctx):
         """Trajectories per λ on the same instances (long format: step × instance × λ)."""
         inst = _instances(cell, seeds, ctx)
-        encoder, step, T, lr = ctx.encoder_under_test(), cell.step, cell.T, _lr(cell)
-        n_steps = cell.n_steps
-        dtype = str(ctx.dtype).removeprefix("torch.")
-        rows = []
-        for lam in lam_grid(cell):
-            if ctx.control:
-                fro, mx = _own_loop(inst, lambda D: core.oracle_gradient(inst.X, D, inst.Z_star),
-                                    lr=lr, n_steps=n_steps, progress=ctx.progress)
-                estimator = "oracle"
-            else:
-                tr = core.train(inst.X, inst.D0, kind="dec", lam=float(lam), step=step, T=T, lr=lr,
-                               n_steps=n_steps, optimizer="gd", normalize=True, D_star=inst.D_star,
-                               encoder=encoder, progress=ctx.progress)
-                fro, mx = tr.dict_error, tr.dict_error_max
-                estimator = "dec"
-            rows.append(_curves(fro, mx, inst, lam=float(lam), lr=lr, estimator=estimator, dtype=dtype))
-        return pd.concat(rows, ignore_index=True)
+        encoder, dtype = ctx.encoder_under_test(), str(ctx.dtype).removeprefix("torch.")
+        return pd.concat([_train(inst, encoder, lam=float(lam), step=cell.step, T=cell.T, lr=_lr(cell),
+                                 n_steps=cell.n_steps, progress=ctx.progress,
+                                 columns={"lam": float(lam), "estimator": "dec", "dtype": dtype})
+                          for lam in lam_grid(cell)], ignore_index=True)
 
     def decide(self, table):
-        """Plateau > ZERO_FLOOR at λ_min and smallest local log-log slope > GROWTH_MIN (both t tests)."""
+        """Plateau > ZERO_FLOOR at λ_min and smallest local log-log slope > GROWTH_MIN (both t tests), with
+        the training checks; the exponent against the predicted 1 is a prediction (not decided)."""
         pl = plateaus(table)
         pl["log_lam"] = np.log(pl["lam"])
         pl["log_plateau"] = np.log(np.maximum(pl["plateau"], LOG_TINY))
@@ -495,12 +572,15 @@ class Neighbourhood(Claim):
                                       name="smallest local log-log slope of the plateau in λ"),
             "plateau>0": stats.mean_test(lowest["plateau"], threshold=ZERO_FLOOR, side="greater",
                                          alpha=self.alpha, name="plateau at the smallest λ"),
+            **_training_checks(table),
         }
         verdict = all_of(parts, n=len(min_local), alpha=self.alpha, primary="growth")
         slopes = stats.group_slopes(pl, "log_lam", "log_plateau", by=["cell", "instance"])
         exponent = stats.mean_test(slopes, threshold=PREDICTED_SLOPE, side="equal", margin=SLOPE_BAND,
                                    alpha=self.alpha, name="log-log slope of the plateau in λ")
         lo, hi = exponent.interval
+        verdict = replace(verdict, predictions=(*verdict.predictions, stats.prediction(
+            "exponent of the plateau in λ (radius ∝ λ)", PREDICTED_SLOPE, exponent.statistic, (lo, hi))))
         detail = dict(
             verdict.detail,
             slope_vs_prediction=dict(exponent.to_dict(), predicted=PREDICTED_SLOPE,
@@ -511,6 +591,10 @@ class Neighbourhood(Claim):
             plateau_over_lam_median=float((pl["plateau"] / pl["lam"]).median()),
             drift_max=float(pl["drift"].max()), drift_ok=bool(pl["drift"].max() <= DRIFT_MAX))
         return Verdict(**{**verdict.__dict__, "detail": detail})
+
+    def hypotheses(self, cell, table):
+        """μ(2s − 1), λ (the largest of the sweep) against s·log m/√m, closeness and the step size."""
+        return _hypotheses(cell, table, cell.lam_hi)
 
     # ------------------------------------------------------------------ figures
     @figure("neighbourhood",
@@ -532,7 +616,8 @@ class Neighbourhood(Claim):
         a.set_xlabel("training step l")
         a.set_ylabel(r"$e_l = \|D^{(l)} - D^*\|_F / \|D^*\|_F$")
         a.set_title(r"$g_{\mathrm{dec}}$ settles on a λ-dependent plateau")
-        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["lam"] == lams[0]])), title_fontsize=8)
+        plot.legend(a, title=plot.curve_note(t, "lam"), title_fontsize=8, ncol=len(lams),
+                    loc="upper center", bbox_to_anchor=(0.5, -0.16))   # below: the curves fill the axes
         keys = [k for k in ("cell", "instance", "lam") if k in t.columns]
         last = t.sort_values("train_step").groupby(keys).tail(1)
         last = plot.finite(last, "lam", "dict_error", positive=True)

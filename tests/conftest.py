@@ -43,8 +43,11 @@ def toy_claims(toy_package):
 
 @pytest.fixture(autouse=True)
 def _isolated_cell_cache(tmp_path_factory, monkeypatch):
-    """Keep `udl verify` calls in tests from reading or filling the user's `.udl-cache/`."""
+    """Keep `udl verify` calls in tests from reading or filling the user's cache (~/.cache/udl), and compute
+    them in the test process (`UDL_EXECUTOR=serial`) unless a test names an executor: the default
+    (worker processes on every core) gives identical results but starts processes per call."""
     monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path_factory.mktemp("udl-cache")))
+    monkeypatch.setenv("UDL_EXECUTOR", "serial")
 
 
 @pytest.fixture

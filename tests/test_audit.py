@@ -53,17 +53,17 @@ def test_reference_passes_every_claim_it_runs(reference_audit):
     assert reference_audit.ok
     k = reference_audit.counts
     assert (k["ran"], k["not_applicable"], k["passed"], k["failed"]) == (3, 0, 3, 0)
-    line = reference_audit.claims["II.1b"]
-    assert line.statistic == pytest.approx(1.0, abs=0.05) and line.interval[0] <= line.statistic <= line.interval[1]
+    line = reference_audit.claims["II.1b"]   # deterministic: worst deviation over its rounding budget
+    assert 0 <= line.statistic < 1 and line.interval[0] <= line.statistic <= line.interval[1]
     assert reference_audit.summary().endswith("— OK")
 
 
 def test_broken_encoder_fails_the_claim_it_should():
-    """No threshold (declared as ISTA): the λ floor has log-log slope 0, not 1 → II.1b FAILS."""
+    """No threshold (declared as ISTA): the codes at D* are not z* − λ(D_SᵀD_S)⁻¹sign(z*_S) → II.1b FAILS."""
     result = check_encoder(_enc("broken"), claims=["II.1b", "II.4a"])
     assert result.outcomes() == {"II.1b": "FAIL", "II.4a": "PASS"}
     assert not result.ok and result.unexpected == ["II.1b"]
-    assert result.claims["II.1b"].statistic == pytest.approx(0.0, abs=0.05)
+    assert result.claims["II.1b"].statistic > 1e6          # deviations of order 1 against a ≈ 1e-12 budget
     assert "NOT OK: II.1b FAIL" in result.summary()
 
 
@@ -258,8 +258,8 @@ def test_matrix_sentence_uses_the_claims_audit_sentences():
     assert specific.startswith("II.1b FAIL for no-threshold: without a threshold the codes converge to the "
                                "minimum-norm least-squares solution whatever λ is")
     generic = cell_sentence(dict(row, encoder="mine"), reference, sentences)  # keyed by outcome
-    assert generic.startswith("II.1b FAIL for mine: the converged code error does not scale linearly with λ "
-                              "(log-log slope 0, needs 1 ± 0.25)")
+    assert generic.startswith("II.1b FAIL for mine: the converged codes at D* are not the lasso solution "
+                              "z* − λ(D_SᵀD_S)⁻¹sign(z*_S) on the witnessed supports (worst deviation/budget 0)")
     fallback = cell_sentence(dict(row, claim="Z.1"), reference, {})  # no sentence: from the verdict
     assert fallback == "Z.1 FAIL for no-threshold: slope = 0 [-0.01, 0.01] against the threshold 1; " \
                        "the reference has 1."

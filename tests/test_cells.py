@@ -43,6 +43,7 @@ class _Coin(Claim):
     kind = "probabilistic"
     Cell = FlipCell
     schema = {"heads": "int", "fraction": "float", "side": "str"}
+    discrete_columns = frozenset({"heads", "fraction"})  # counts out of `flips`: instances may tie
 
     def simulate(self, cell, seeds, ctx):
         assert isinstance(cell, FlipCell)

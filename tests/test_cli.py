@@ -35,8 +35,9 @@ def test_exit_0_when_every_claim_passes_and_its_control_fails(verify, tmp_path):
     status, out, err = verify("--claims", "T.1a", "--out", str(tmp_path / "r"))
     assert status == 0, err
     header, row = out.splitlines()[:2]
-    assert header.split() == ["claim", "verdict", "statistic", "interval", "n", "control", "time"]
-    assert row.startswith("T.1a") and "PASS" in row and "FAIL" in row
+    assert header.split() == ["claim", "verdict", "evidence", "statistic", "interval", "n", "control", "time",
+                              "predictions"]
+    assert row.startswith("T.1a") and "PASS" in row and "FAIL" in row and "statistical" in row
     assert results.load_run(tmp_path / "r").results["claims"]["T.1a"]["outcome"] == "PASS"
 
 

@@ -153,8 +153,12 @@ def test_run_rejects_bad_input_before_computing(toy_claims, tmp_path):
         run(toy_claims, QUICK, 0, out_dir=tmp_path / "file")
 
 
-def test_progress_bar_is_silent_when_stderr_is_not_a_tty(toy_claims, capsys):
+def test_progress_is_one_line_per_claim_not_a_bar_when_stderr_is_not_a_tty(toy_claims, capsys):
     run(_pick(toy_claims, "T.3"), QUICK, 0, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "udl: running 1 claim (2 cell tasks)" and len(lines) == 2
+    assert lines[1].startswith("udl: [1/1] T.3 PASS, control FAIL (") and "\r" not in lines[1]
+    run(_pick(toy_claims, "T.3"), QUICK, 0, progress=False)
     assert capsys.readouterr().err == ""
 
 

@@ -136,11 +136,51 @@ def test_log_ticks_are_readable():
     assert plotting.log_ticks(0.3, 0.45) == pytest.approx([0.3, 0.4])
 
 
+@pytest.mark.parametrize("lo, hi", [(0.0297, 0.15), (0.027, 0.125), (0.3, 2.3), (0.018, 0.13), (0.1, 1.0)])
+def test_log_ticks_label_a_value_near_each_end(lo, hi):
+    """A plateau at the bottom or top of a log axis can be read off: a tick within LOG_END_GAP of each end."""
+    ticks = plotting.log_ticks(lo, hi)
+    span = np.log10(hi / lo)
+    assert len(ticks) >= 2 and lo <= ticks[0] and ticks[-1] <= hi
+    assert np.log10(ticks[0] / lo) <= plotting.LOG_END_GAP * span
+    assert np.log10(hi / ticks[-1]) <= plotting.LOG_END_GAP * span
+
+
+def test_log_ticks_stay_sparse_when_they_can():
+    assert plotting.log_ticks(0.0297, 0.15) == pytest.approx([0.03, 0.05, 0.07, 0.1, 0.15])
+    assert plotting.log_ticks(0.027, 0.125) == pytest.approx([0.03, 0.05, 0.1])
+
+
+def test_curve_note_counts_the_instances_of_one_curve():
+    """Three λ cells of 12 instances each: each curve is over 12 instances, not 36."""
+    t = pd.DataFrame({"cell": np.repeat([0, 1, 2], 12 * 5), "instance": np.tile(np.repeat(np.arange(12), 5), 3),
+                      "lam": np.repeat([0.1, 0.2, 0.4], 12 * 5)})
+    assert plotting.instances_of(t) == 36
+    assert plotting.curve_note(t, "lam") == "median over 12 instances per curve, band 10–90 %"
+    uneven = t[~((t["cell"] == 2) & (t["instance"] >= 8))]
+    assert plotting.curve_note(uneven, "lam").startswith("median over 8–12 instances per curve")
+
+
+def test_scaled_labels_share_one_format_and_unit():
+    labels, unit = plotting.scaled_labels([0.0052, -0.0071, 5.4e-06, -6e-05])
+    assert (labels, unit) == (["+5.20", "−7.10", "+0.01", "−0.06"], "×10⁻³")
+    assert plotting.scaled_labels([1.5, -2.0]) == (["+1.50", "−2.00"], "")
+    assert plotting.scaled_labels([1e-9, 0.0])[0] == ["+1.00", "0"]
+
+
+def test_g_dec_is_drawn_wide_under_a_thin_g_ae_lasso():
+    dec, lasso = plotting.estimator_style("dec"), plotting.estimator_style("ae-lasso")
+    assert dec["linewidth"] >= 1.8 * lasso["linewidth"] and dec["markersize"] >= 1.8 * lasso["markersize"]
+    assert lasso["linestyle"] == "--" and dec["marker"] != lasso["marker"]
+    assert plotting.estimator_style("ae-ls", markers=False)["marker"] is None
+
+
 def test_estimators_are_the_core_kinds():
     from udl.core.estimators import KINDS
 
     assert plotting.ESTIMATORS is KINDS
-    assert set(plotting.ESTIMATOR_STYLE) == set(KINDS) == set(plotting.ESTIMATOR_LABEL)
+    assert set(plotting.ESTIMATOR_STYLE) == set(KINDS) == set(plotting.ESTIMATOR_LABEL) \
+        == set(plotting.ESTIMATOR_WIDTH) == set(plotting.ESTIMATOR_MARKER)
 
 
 def test_importing_the_engine_and_the_claims_loads_no_plotting_library():

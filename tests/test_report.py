@@ -51,7 +51,9 @@ class FloorStub(_Stub):
 
     def simulate(self, cell, seeds, ctx):
         lam = np.array([0.1, 0.2, 0.4])
-        rows = [{"instance": i, "lam": l, "floor": (2.5 + 0.1 * i) * l, "conv": 1e-9}
+        rows = [{"instance": i, "lam": l, "floor": (2.5 + 0.1 * i) * l, "conv": 1e-9,
+                 "floor_witnessed": (2.4 + 0.1 * i) * l, "predicted_witnessed": (2.4 + 0.1 * i) * l,
+                 "deviation": 1e-15 * (1 + i), "tolerance": 1e-12}
                 for i in range(len(seeds)) for l in lam]
         return pd.DataFrame(rows)
 
@@ -63,10 +65,12 @@ class NormStub(_Stub):
     def simulate(self, cell, seeds, ctx):
         rows = []
         for i in range(len(seeds)):
-            for lam in (0.05, 0.1, 0.2):
-                for k, slope in (("dec", 1.0), ("ae-lasso", 1.0), ("ae-ls", 2.0)):
-                    rows.append({"instance": i, "lam": lam, "estimator": k,
-                                 "g_norm": (1 + 0.05 * i) * lam ** slope, "gstar_norm": 0.0})
+            for dist in (0.0, 0.05, 0.1):          # D = D* (dist 0) and two distances away from it
+                for lam in (0.05, 0.1, 0.2):
+                    for k, slope in (("dec", 1.0), ("ae-lasso", 1.0), ("ae-ls", 2.0)):
+                        rows.append({"instance": i, "dist": dist, "lam": lam, "estimator": k,
+                                     "g_norm": (1 + 0.05 * i) * lam ** slope, "gstar_norm": dist,
+                                     "err_star": (1 + 0.05 * i) * lam ** slope + dist})
         return pd.DataFrame(rows).drop(columns=list(self.drop))
 
     def decide(self, table):
@@ -87,7 +91,7 @@ class LearnStub(_Stub):
         for i in range(len(seeds)):
             for step in range(13):
                 for k, floor in (("dec", 0.07), ("ae-lasso", 0.065), ("ae-ls", 0.033)):
-                    rows.append({"instance": i, "step_index": step, "estimator": k,
+                    rows.append({"instance": i, "lam": 0.2, "n_steps": 12, "step_index": step, "estimator": k,
                                  "dict_error": floor + 0.1 * 0.6 ** step * (1 + 0.1 * i)})
         return pd.DataFrame(rows)
 
@@ -103,7 +107,8 @@ class DigitStub(_Stub):
         rng = np.random.default_rng(int(seeds[0]))
         B = len(seeds)
         split = pd.DataFrame({"instance": np.arange(B), "record": "split", "agree_top1": 0.8,
-                              "chance": 0.1, "resemblance": 0.6})
+                              "chance": 0.1, "resemblance": 0.6, "train_step": 150, "faith": 0.004,
+                              "omega": 0.01})
         frames = [split]
         for record, items in (("fig_atom", [3, 7]), ("fig_test", [100, 200])):
             for role in ("top", "bottom"):
@@ -164,16 +169,17 @@ def test_render_writes_documents_and_figures(rendered):
     run_dir, rendered = rendered
     assert rendered.markdown.is_file() and rendered.html.is_file()
     names = sorted(p.name for p in rendered.figures)
-    assert names == ["II.1b-floor-vs-lambda.png", "II.3c-gradient-norm-vs-lambda.png",
-                     "II.3d-dictionary-error-vs-step.png", "II.4c-atoms-and-contributors.png",
-                     "II.4c-label-agreement.png", "II.4c-test-images-and-beta.png"]
+    assert names == ["II.1b-floor-vs-lambda.png", "II.1b-lambda-term-check.png", "II.3c-advantage-vs-distance.png",
+                     "II.3c-gradient-norm-vs-lambda.png", "II.3d-dictionary-error-vs-step.png",
+                     "II.3d-final-error-vs-lambda.png", "II.4c-atoms-and-contributors.png",
+                     "II.4c-label-agreement.png", "II.4c-sweep.png", "II.4c-test-images-and-beta.png"]
     assert rendered.notes == []
     md = rendered.markdown.read_text(encoding="utf-8")
     # the verdict table comes first, then the Holm line, then the per-claim sections
-    assert md.index("## Verdicts") < md.index("Multiple testing") < md.index("### II.1b")
+    assert md.index("## Verdicts") < md.index("multiple testing") < md.index("### II.1b")
     header = next(line for line in md.splitlines() if line.startswith("| claim |"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "claim", "verdict", "statistic", "interval", "n", "α", "β", "control"]
+        "claim", "verdict", "evidence", "statistic", "interval", "n", "α", "β", "control"]
     for cid in ("II.1b", "II.3c", "II.3d", "II.4c"):
         assert f"### {cid} — stand-in" in md
     assert "![II.3c-gradient-norm-vs-lambda](figures/II.3c-gradient-norm-vs-lambda.png)" in md
@@ -227,7 +233,7 @@ def test_html_is_self_contained(rendered):
     page = rendered[1].html.read_text(encoding="utf-8")
     sources = re.findall(r'\bsrc\s*=\s*"([^"]*)"', page)
     links = re.findall(r'\bhref\s*=\s*"([^"]*)"', page)
-    assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 10 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert links and all(h.startswith("#") for h in links)
     assert "<link" not in page and "@import" not in page and "url(" not in page
     for h in links:
@@ -237,7 +243,8 @@ def test_html_is_self_contained(rendered):
 def test_missing_column_skips_the_figure_with_a_note(tmp_path):
     run_dir = _run(tmp_path, [NormStubMissing(), FloorStub()])
     rendered = report.render(run_dir)
-    assert [p.name for p in rendered.figures] == ["II.1b-floor-vs-lambda.png"]
+    assert [p.name for p in rendered.figures] == ["II.1b-floor-vs-lambda.png", "II.1b-lambda-term-check.png",
+                                                  "II.3c-advantage-vs-distance.png"]
     assert len(rendered.notes) == 1 and "g_norm" in rendered.notes[0] and "II.3c" in rendered.notes[0]
     md = rendered.markdown.read_text(encoding="utf-8")
     assert "lacks column(s) g_norm" in md and "## Rendering notes" in md
@@ -247,7 +254,9 @@ def test_cells_with_different_settings_get_one_figure_each(tmp_path):
     run_dir = _run(tmp_path, [LearnStubTwoCells()])
     rendered = report.render(run_dir)
     assert [p.name for p in rendered.figures] == ["II.3d-dictionary-error-vs-step-cell0.png",
-                                                  "II.3d-dictionary-error-vs-step-cell1.png"]
+                                                  "II.3d-dictionary-error-vs-step-cell1.png",
+                                                  "II.3d-final-error-vs-lambda-cell0.png",
+                                                  "II.3d-final-error-vs-lambda-cell1.png"]
     md = rendered.markdown.read_text(encoding="utf-8")
     assert "Cell 0: T = 25." in md and "Cell 1: T = 50." in md
 

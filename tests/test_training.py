@@ -149,3 +149,17 @@ def test_batched_training_equals_per_instance_training(optimizer):
     for b in range(2):
         one = udl.train(inst.X[b], inst.D0[b], **kw)
         torch.testing.assert_close(both.D[b], one.D, rtol=1e-10, atol=1e-12)
+
+
+def test_column_norms_are_recorded_after_every_step():
+    inst = _small(batch=3)
+    kw = dict(kind="dec", lam=LAM, step=STEP, T=5, lr=0.5, n_steps=3)
+    tr = udl.train(inst.X, inst.D0, **kw)
+    assert tr.col_norm_min.shape == tr.col_norm_max.shape == (4, 3)
+    torch.testing.assert_close(tr.col_norm_min, torch.ones_like(tr.col_norm_min))
+    torch.testing.assert_close(tr.col_norm_max, torch.ones_like(tr.col_norm_max))
+    free = udl.train(inst.X, inst.D0, normalize=False, **kw)     # the norms drift without renormalisation
+    norms = torch.linalg.vector_norm(free.D, dim=-2)
+    torch.testing.assert_close(free.col_norm_min[-1], norms.amin(-1))
+    torch.testing.assert_close(free.col_norm_max[-1], norms.amax(-1))
+    assert float((free.col_norm_max - free.col_norm_min)[1:].min()) > 1e-6

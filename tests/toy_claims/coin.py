@@ -23,6 +23,7 @@ class FairCoin(Claim):
     effect = "true in-band rate ≈ 0.999 vs threshold 0.8; 40 instances give power ≈ 1."
     regime = "flips ∈ {100, 200}; toy."
     control = "a coin with head probability 0.8 (in-band rate ≈ 0): must FAIL."
+    discrete_columns = frozenset({"heads", "fraction"})  # counts out of `flips`: instances may tie
     profiles = {
         "quick": {"cells": [{"flips": 100}, {"flips": 200}], "n_instances": 40},
         "ci": {"cells": [{"flips": 100}, {"flips": 200}], "n_instances": 60},

@@ -22,6 +22,7 @@ class Weak(Claim):
     effect = "win rate 0.8 against 0.5; n = 20 is at the edge of detection on purpose."
     regime = "deterministic toy."
     control = "every difference negative: must FAIL."
+    discrete_columns = frozenset({"difference"})  # ±1 by construction: instances tie
     profiles = {"quick": _PROFILE, "ci": _PROFILE, "paper": _PROFILE}
 
     def simulate(self, cell, seeds, ctx):

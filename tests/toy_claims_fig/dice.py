@@ -14,8 +14,8 @@ from udl.engine import Claim, FigureInput, figure, plotting as plot, stats
 MEAN = 3.5
 #: Half-width of the equivalence band around MEAN for the mean of ``rolls`` rolls.
 MARGIN = 0.5
-#: Face the control's loaded die always shows (far outside the band).
-LOADED = 6
+#: Face probabilities of the control's loaded die: 6 with probability 0.9 (mean 5.75, far outside the band).
+LOADED = (0.02, 0.02, 0.02, 0.02, 0.02, 0.9)
 
 
 class FairDie(Claim):
@@ -26,11 +26,13 @@ class FairDie(Claim):
     kind = "rate"
     effect = "the per-instance mean has sd ≈ 0.24 at 50 rolls; 8 instances give power ≈ 1."
     regime = "rolls = 50; toy."
-    control = "a loaded die that always shows 6: must FAIL."
+    control = "a loaded die that shows 6 with probability 0.9 (mean 5.75): must FAIL."
+    discrete_columns = frozenset({"mean"})  # a sum of 50 faces over 50: instances may tie
     profiles = {name: {"cells": [{"rolls": 50}], "n_instances": 8} for name in ("quick", "ci", "paper")}
 
     def simulate(self, cell, seeds, ctx):
-        means = [float(LOADED) if ctx.control else
+        faces = np.arange(1, 7)
+        means = [float(np.random.default_rng(seed).choice(faces, cell["rolls"], p=LOADED).mean()) if ctx.control else
                  float(np.random.default_rng(seed).integers(1, 7, cell["rolls"]).mean()) for seed in seeds]
         return pd.DataFrame({"instance": np.arange(len(seeds)), "mean": means})
 

@@ -10,17 +10,27 @@ Reads only the two ``results.json`` records (no tables, nothing recomputed) and 
   (``detail.parts``) present in both runs — where the new value lies outside the old interval
   or the old value outside the new one. Statistics whose name changed are not compared (noted).
 
-Output is Markdown (default) or JSON, suitable for a CI comment. Exit status: 0 no regression,
-1 some regression, 2 bad input (a directory that is missing or not a run; one line on stderr).
+Runs that differ in a setting — profile, seed, device, dtype, controls, claims package, the
+claims selected, or the udl version — compare apples with oranges: each difference is a warning
+(``differences`` and ``warnings`` of the JSON, the Notes of the Markdown, and one
+``udl compare: warning:`` line on stderr).
+
+Both records are read by :func:`udl.engine.results.load_results`, which validates them (format,
+fields, the outcome vocabulary PASS/FAIL/INCONCLUSIVE/ERROR): a malformed run is bad input.
+
+Output is Markdown (default) or strict JSON (non-finite numbers as the strings ``"Infinity"``,
+``"-Infinity"``, ``"NaN"``: :mod:`udl.engine.strict_json`), suitable for a CI comment. Exit
+status: 0 no regression, 1 some regression, 2 bad input (a directory that is missing or not a
+valid run; one line on stderr).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from udl.engine import results as _results
+from udl.engine import strict_json
 
 from udl.app._format import fmt_number
 from udl.app.options import EXIT_NOT_OK, EXIT_OK
@@ -30,7 +40,7 @@ __all__ = ["CompareError", "load_record", "compare", "to_markdown", "to_json", "
 #: Outcomes that a PASS must not turn into.
 _BAD = ("FAIL", "INCONCLUSIVE", "ERROR")
 #: Run settings whose difference makes a comparison apples-to-oranges (reported as a warning).
-_SETTINGS = ("profile", "seed", "device", "dtype", "controls")
+_SETTINGS = ("profile", "seed", "device", "dtype", "controls", "claims_package")
 
 
 class CompareError(ValueError):
@@ -107,6 +117,32 @@ def _statistics(cid: str, old: dict, new: dict) -> tuple[list[dict], list[str]]:
     return moved, notes
 
 
+def differences(old: dict, new: dict) -> list[dict]:
+    """The settings in which two run records differ: ``[{"setting", "old", "new", "message"}]``.
+
+    Compared: the run settings :data:`_SETTINGS`, the claims selected (``run.claims``, as sets)
+    and the udl version (``environment.udl``).
+    """
+    found = []
+    old_run, new_run = old.get("run") or {}, new.get("run") or {}
+    for key in _SETTINGS:
+        a, b = old_run.get(key), new_run.get(key)
+        if a != b:
+            found.append({"setting": key, "old": a, "new": b, "message": f"runs differ in {key}: {a!r} (old) vs "
+                                                                          f"{b!r} (new)"})
+    a, b = set(old_run.get("claims") or old.get("claims") or ()), set(new_run.get("claims") or new.get("claims") or ())
+    if a != b:
+        parts = [f"only in old: {', '.join(sorted(a - b))}" if a - b else "",
+                 f"only in new: {', '.join(sorted(b - a))}" if b - a else ""]
+        found.append({"setting": "claims", "old": sorted(a), "new": sorted(b),
+                      "message": "runs differ in the claims selected (" + "; ".join(p for p in parts if p) + ")"})
+    a, b = (old.get("environment") or {}).get("udl"), (new.get("environment") or {}).get("udl")
+    if a != b:
+        found.append({"setting": "udl", "old": a, "new": b,
+                      "message": f"runs differ in udl version: {a!r} (old) vs {b!r} (new)"})
+    return found
+
+
 def compare(old: dict, new: dict, *, old_label: str = "OLD", new_label: str = "NEW") -> dict:
     """Compare two run records (``results.json`` contents).
 
@@ -115,15 +151,15 @@ def compare(old: dict, new: dict, *, old_label: str = "OLD", new_label: str = "N
     dict
         ``old``/``new`` (labels and settings), ``regressions`` (claim, kind, old, new, reason),
         ``verdict_changes``, ``control_changes``, ``moved`` (claim, statistic records),
-        ``added``, ``removed``, ``unchanged`` (claim ids), ``warnings``, ``regressed`` (bool).
+        ``added``, ``removed``, ``unchanged`` (claim ids), ``differences`` (the settings the
+        runs differ in, :func:`differences`), ``warnings`` (their messages, then notes on
+        statistics not compared), ``regressed`` (bool).
     """
     oc, nc = old["claims"], new["claims"]
-    regressions, changes, control_changes, moved, warnings = [], [], [], [], []
+    regressions, changes, control_changes, moved = [], [], [], []
     unchanged = []
-    for key in _SETTINGS:
-        a, b = (old.get("run") or {}).get(key), (new.get("run") or {}).get(key)
-        if a != b:
-            warnings.append(f"runs differ in {key}: {a!r} (old) vs {b!r} (new)")
+    settings = differences(old, new)
+    warnings = [d["message"] for d in settings]
     removed = sorted(set(oc) - set(nc))
     added = sorted(set(nc) - set(oc))
     for cid in removed:
@@ -165,7 +201,7 @@ def compare(old: dict, new: dict, *, old_label: str = "OLD", new_label: str = "N
                     "git_commit": (new.get("environment") or {}).get("git_commit")},
             "regressed": bool(regressions), "regressions": regressions, "verdict_changes": changes,
             "control_changes": control_changes, "moved": moved, "added": added, "removed": removed,
-            "unchanged": unchanged, "warnings": warnings}
+            "unchanged": unchanged, "differences": settings, "warnings": warnings}
 
 
 def exit_status(diff: dict) -> int:
@@ -241,15 +277,6 @@ def to_markdown(diff: dict) -> str:
 
 
 def to_json(diff: dict) -> str:
-    """The comparison as JSON (sorted keys; infinities as strings)."""
-
-    def clean(value):
-        if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
-            return str(value)
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
-    return json.dumps(clean(diff), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    """The comparison as strict JSON (sorted keys; non-finite numbers as the strings of
+    :data:`udl.engine.strict_json.NONFINITE`)."""
+    return strict_json.dumps(diff)

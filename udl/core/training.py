@@ -34,6 +34,8 @@ class Trajectory:
     dict_error_max : (L, B) max column error (if D_star was given).
     code_error : (L, B) max |z_T − z*| (if Z_star was given).
     grad_norm : (L, B) ‖g‖_F of the full update direction (gradient + ωD).
+    col_norm_min, col_norm_max : (L, B) smallest and largest column norm ‖D_j‖ of D at the
+        recorded steps (both 1 to rounding when the columns are renormalised after each step).
     """
 
     D: torch.Tensor
@@ -43,6 +45,8 @@ class Trajectory:
     dict_error_max: torch.Tensor
     code_error: torch.Tensor
     grad_norm: torch.Tensor
+    col_norm_min: torch.Tensor
+    col_norm_max: torch.Tensor
 
 
 def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr: float,
@@ -103,12 +107,16 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
 
     D = D0.detach().clone()
     adam = torch.optim.Adam([D], lr=lr) if optimizer == "adam" else None
-    rec = {k: [] for k in ("steps", "loss", "dict_error", "dict_error_max", "code_error", "grad_norm")}
+    rec = {k: [] for k in ("steps", "loss", "dict_error", "dict_error_max", "code_error", "grad_norm",
+                           "col_norm_min", "col_norm_max")}
 
     def record(l, Z_T, g):
         rec["steps"].append(l)
         rec["loss"].append(0.5 * (X - D @ Z_T).square().sum(dim=(-2, -1)) / n)
         rec["grad_norm"].append(torch.linalg.matrix_norm(g))
+        norms = torch.linalg.vector_norm(D, dim=-2)
+        rec["col_norm_min"].append(norms.amin(dim=-1))
+        rec["col_norm_max"].append(norms.amax(dim=-1))
         if D_star is not None:
             e = dictionary_error_unchecked(D, D_star)
             rec["dict_error"].append(e["fro"])
@@ -140,4 +148,5 @@ def train(X: torch.Tensor, D0: torch.Tensor, *, kind: str, lam, step, T: int, lr
     stack = lambda v: torch.stack(v) if v else torch.empty(0)  # noqa: E731
     return Trajectory(D=D.detach(), steps=torch.tensor(rec["steps"]), loss=stack(rec["loss"]),
                       dict_error=stack(rec["dict_error"]), dict_error_max=stack(rec["dict_error_max"]),
-                      code_error=stack(rec["code_error"]), grad_norm=stack(rec["grad_norm"]))
+                      code_error=stack(rec["code_error"]), grad_norm=stack(rec["grad_norm"]),
+                      col_norm_min=stack(rec["col_norm_min"]), col_norm_max=stack(rec["col_norm_max"]))

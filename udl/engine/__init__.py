@@ -8,6 +8,13 @@ A claim module (in ``claims/``) needs only the names exported here and the core 
     from udl.engine import Claim, Context, Verdict, all_of, stats
     from udl.engine import FigureInput, figure, plotting   # a claim's own figures
     from udl.engine import when                            # its audit sentences (udl.engine.sentences)
+    from udl.engine import CertificateError                # a reference quantity whose certificate fails
+
+Honest verdicts: ``stats.deterministic_check`` (kind ``"deterministic"``), ``stats.prediction``
+(the theory's value against the estimate, on the verdict), ``Claim.hypotheses`` (per cell, with
+``stats.hypothesis``), ``Claim.decides_at`` (profiles that reach the claim's regime),
+``Claim.discrete_columns`` (measurements independent instances may share; see
+:mod:`udl.engine.independence`).
 
 Applications (``udl.app``) take the engine's constants and checks from here too:
 :data:`PROFILES`, :data:`CLAIM_KINDS`, :data:`DEFAULT_PACKAGE`, :func:`check_device`,
@@ -28,7 +35,7 @@ import importlib
 #: Public name → the submodule of udl.engine that defines it (or the submodule itself). Loaded on
 #: first use, so that the ``udl`` parser (:mod:`udl.engine.defaults`) does not load torch.
 _EXPORTS = {
-    **dict.fromkeys(("Claim", "Context", "CLAIM_KINDS", "check_device"), "anatomy"),
+    **dict.fromkeys(("Claim", "Context", "CLAIM_KINDS", "CertificateError", "check_device"), "anatomy"),
     **dict.fromkeys(("PROFILES", "DEFAULT_PACKAGE"), "defaults"),
     "canonical_cell": "cells",
     "select_claims": "discovery",
@@ -39,7 +46,7 @@ _EXPORTS = {
 _MODULES = ("plotting", "stats")
 
 __all__ = ["Claim", "Context", "Verdict", "all_of", "canonical_cell", "stats", "FigureInput", "figure", "plotting",
-           "PROFILES", "CLAIM_KINDS", "DEFAULT_PACKAGE", "check_device", "select_claims", "when"]
+           "PROFILES", "CLAIM_KINDS", "DEFAULT_PACKAGE", "check_device", "select_claims", "when", "CertificateError"]
 
 
 def __getattr__(name: str):

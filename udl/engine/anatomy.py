@@ -32,12 +32,15 @@ __all__ = [
     "check_device",
     "Claim",
     "ClaimDefinitionError",
+    "CertificateError",
     "check_claim",
 ]
 
-#: What a claim asserts: an identity, a probability, an ordering of estimators, or a rate.
+#: What a claim asserts: an identity, a probability, an ordering of estimators, a rate, or an
+#: exact (algebraic) consequence checked against a rounding budget (``"deterministic"``: decided
+#: by :func:`~udl.engine.stats.deterministic_check` only, never by a statistical test).
 #: (Not the estimator kinds of :data:`udl.core.KINDS`.)
-CLAIM_KINDS = ("identity", "probabilistic", "ordering", "rate")
+CLAIM_KINDS = ("identity", "probabilistic", "ordering", "rate", "deterministic")
 #: Torch device types a run may use (``cuda`` optionally with an index, ``cuda:1``).
 DEVICES = ("cpu", "cuda")
 #: Claim ids become file names (tables/<id>.csv.gz) and CLI tokens: keep them plain.
@@ -60,6 +63,9 @@ class Context:
         True: run the claim's negative control instead.
     progress : callable, optional
         Claims may call it with the number of work units done.
+    mutant : str, optional
+        Name of a mutant of :mod:`udl.engine.mutants`: the cell task runs ``simulate`` with
+        that bug installed (in the worker); such a cell is never cached.
     """
 
     device: str = "cpu"
@@ -67,6 +73,7 @@ class Context:
     encoder: object | None = None
     control: bool = False
     progress: Callable[[int], None] | None = None
+    mutant: str | None = None
 
     def encoder_under_test(self):
         """``encoder`` if one was given, else the reference :class:`udl.ISTA`."""
@@ -131,6 +138,29 @@ class Claim:
     explains an encoder's outcome that differs from the reference ISTA in the encoder matrix
     (see :mod:`udl.engine.sentences`).
 
+    ``control_mutant = None``: the name of a mutant (:mod:`udl.engine.mutants`). When set, the
+    negative control is the claim's own ``simulate`` under that mutant (``ctx.control`` False,
+    ``ctx.mutant`` the name) instead of ``simulate`` under ``Context(control=True)``.
+
+    ``detects_errors = False``: True when the claim declares that an error of its simulation
+    (a divergence, a solver that raises) is the failure it detects; ``udl mutate`` then counts
+    an ERROR under a mutant as a kill (:mod:`udl.app.mutate`).
+
+    ``decides_at = PROFILES``: the profiles whose sizes reach the regime the claim needs. At any
+    other profile the claim is simulated and decided as usual but *reported, not decided*: its
+    outcome is INCONCLUSIVE with the reason "profile X stops before the regime this claim
+    needs", it is expected (``ok``; ``udl verify`` does not fail on it), and it stays out of the
+    Holm family. An ERROR is never masked.
+
+    ``discrete_columns = frozenset()``: measurement columns whose values independent instances
+    may share exactly (counts, flags, rates of a few trials, values on a grid). The runner's
+    independence check (:mod:`udl.engine.independence`) treats every other float column as
+    continuous: two instances of a cell that agree exactly on all their measurements end the
+    claim in ERROR ("instances are not independent").
+
+    :meth:`hypotheses` (optional): the theorem's hypotheses evaluated on each cell, recorded per
+    cell and shown by the report (which cells the theorem covers).
+
     Subclasses implement :meth:`simulate` and :meth:`decide`.
     """
 
@@ -149,6 +179,10 @@ class Claim:
     Cell: ClassVar[type | None] = None
     schema: ClassVar[Mapping[str, str] | None] = None
     audit_sentences: ClassVar[Mapping] = {}
+    decides_at: ClassVar[tuple[str, ...]] = PROFILES
+    discrete_columns: ClassVar[frozenset[str]] = frozenset()
+    control_mutant: ClassVar[str | None] = None
+    detects_errors: ClassVar[bool] = False
 
     def simulate(self, cell, seeds: list[int], ctx: Context) -> pd.DataFrame:
         """Simulate ``len(seeds)`` independent instances of one parameter cell.
@@ -175,8 +209,31 @@ class Claim:
         """Decide from the concatenated table of all cells (engine columns present).
 
         Must be a pure function of ``table`` (typically one call into :mod:`udl.engine.stats`).
+        A claim of kind ``"deterministic"`` decides with :func:`~udl.engine.stats.deterministic_check`
+        (a verdict with ``evidence="deterministic"``); every other kind with a statistical rule.
         """
         raise NotImplementedError
+
+    def hypotheses(self, cell, table: pd.DataFrame) -> list:
+        """The theorem's hypotheses on one cell (default: none declared).
+
+        Called by the runner once per cell of the claim (not of its control), after the cell
+        is simulated; must be a pure function of its arguments.
+
+        Parameters
+        ----------
+        cell : Cell (or dict, for a claim that declares no Cell)
+            Parameters of the cell (for hypotheses on the sizes, e.g. λ against s·log m/√m).
+        table : pandas.DataFrame
+            That cell's annotated table (claim rows only), for hypotheses on drawn quantities
+            (e.g. the worst μ(2s − 1) over the instances from a ``coherence`` column).
+
+        Returns
+        -------
+        list of udl.engine.stats.Hypothesis
+            Typically built with :func:`udl.engine.stats.hypothesis`.
+        """
+        return []
 
     def cells(self, profile: str) -> list:
         """Parameter cells of ``profile``: ``Cell`` instances (dict copies without ``Cell``)."""
@@ -192,6 +249,15 @@ class Claim:
 
 class ClaimDefinitionError(ValueError):
     """A claim module or class does not follow the claim anatomy."""
+
+
+class CertificateError(RuntimeError):
+    """A reference quantity whose certificate fails (e.g. a lasso solution whose KKT residual
+    exceeds its tolerance): nothing measured against it can be trusted.
+
+    Raise it from ``simulate`` (or ``decide``) with a message naming the quantity, the
+    certificate and its value; the claim ends in ERROR with that message.
+    """
 
 
 _TEXT_FIELDS = ("theorem", "title", "statement", "effect", "regime", "control")
@@ -215,11 +281,23 @@ def _check_profiles(name: str, profiles: dict, cell_class) -> list[str]:
     return problems
 
 
+def _check_mutant(name: str, mutant) -> list[str]:
+    """Problems of a ``control_mutant`` declaration: None, or a name of the mutant catalogue."""
+    if mutant is None:
+        return []
+    from udl.engine.mutants import MUTANTS
+
+    if not isinstance(mutant, str) or mutant not in MUTANTS:
+        return [f"{name}: control_mutant {mutant!r} is not a mutant (known: {', '.join(sorted(MUTANTS))})"]
+    return []
+
+
 def check_claim(claim: Claim | type) -> list[str]:
     """List what is wrong with a claim's declaration (empty when it is well formed).
 
-    Checks the text fields, kind, α, β, requires, simulate/decide, the ``Cell`` declaration
-    and every profile cell against it, and the ``schema``.
+    Checks the text fields, kind, α, β, requires, simulate/decide, the ``control_mutant`` (a
+    name of :data:`udl.engine.mutants.MUTANTS`), ``decides_at``, ``discrete_columns``, the ``Cell``
+    declaration and every profile cell against it, and the ``schema``.
 
     Parameters
     ----------
@@ -246,6 +324,16 @@ def check_claim(claim: Claim | type) -> list[str]:
         problems.append(f"{name}: beta must be in (0, 1)")
     if not isinstance(getattr(cls, "requires", None), frozenset):
         problems.append(f"{name}: requires must be a frozenset")
+    decides_at = getattr(cls, "decides_at", PROFILES)
+    if not isinstance(decides_at, tuple) or not decides_at or not set(decides_at) <= set(PROFILES):
+        problems.append(f"{name}: decides_at {decides_at!r} must be a non-empty tuple of profiles "
+                        f"(allowed: {', '.join(PROFILES)})")
+    discrete = getattr(cls, "discrete_columns", frozenset())
+    if not isinstance(discrete, frozenset) or not all(isinstance(c, str) for c in discrete):
+        problems.append(f"{name}: discrete_columns must be a frozenset of column names, got {discrete!r}")
+    problems += _check_mutant(name, getattr(cls, "control_mutant", None))
+    if not isinstance(getattr(cls, "detects_errors", False), bool):
+        problems.append(f"{name}: detects_errors must be a bool")
     for method in ("simulate", "decide"):
         if getattr(cls, method, None) is getattr(Claim, method):
             problems.append(f"{name}: {method}() is not implemented")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import sys
 from pathlib import Path
@@ -10,9 +11,28 @@ from types import ModuleType
 from typing import Iterable, Mapping
 
 from udl.engine.anatomy import Claim, ClaimDefinitionError, check_claim
-from udl.engine.defaults import DEFAULT_PACKAGE
+from udl.engine.defaults import DEFAULT_PACKAGE, OWN_CLAIMS
 
-__all__ = ["DEFAULT_PACKAGE", "discover", "select_claims"]
+__all__ = ["DEFAULT_PACKAGE", "discover", "resolve_package_name", "select_claims"]
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+    except Exception:  # a parent package that fails to import: importing it reports why
+        return True
+
+
+def resolve_package_name(package: str) -> str:
+    """The dotted name to import for ``package``: ``package`` itself, except for a name of udl's own
+    claims (:data:`~udl.engine.defaults.OWN_CLAIMS`) that is not importable while the other one is
+    (``claims`` from outside a checkout is ``udl.claims``; ``udl.claims`` in an uninstalled
+    checkout is its ``claims/`` folder)."""
+    if package not in OWN_CLAIMS or _findable(package):
+        return package
+    return next((other for other in OWN_CLAIMS if other != package and _findable(other)), package)
 
 
 def _import_package(package: str | ModuleType) -> ModuleType:
@@ -26,6 +46,8 @@ def _import_package(package: str | ModuleType) -> ModuleType:
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
         package = path.name
+    else:
+        package = resolve_package_name(package)
     try:
         return importlib.import_module(package)
     except ImportError as exc:
@@ -41,8 +63,8 @@ def discover(package: str | ModuleType = DEFAULT_PACKAGE) -> dict[str, Claim]:
     Parameters
     ----------
     package : str or module
-        Dotted package name (``"claims"``), a package directory path (its parent is put on
-        ``sys.path``), or the imported package.
+        Dotted package name (``"udl.claims"``; see :func:`resolve_package_name`), a package
+        directory path (its parent is put on ``sys.path``), or the imported package.
 
     Returns
     -------

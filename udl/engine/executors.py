@@ -78,8 +78,10 @@ __all__ = [
 #: executor's side (Dask ``retries``). 2 retries ride out an OOM-killed or pre-empted worker;
 #: a task that kills its worker every time still ends (as that cell's error) after 3 tries.
 DEFAULT_RETRIES = 2
-#: Seconds to wait for an existing Dask scheduler before giving up with a clear error.
-CONNECT_TIMEOUT_S = 30
+#: Seconds to wait for an existing Dask scheduler before giving up with a clear error: a
+#: reachable scheduler answers in milliseconds (even across a data centre), so a few seconds
+#: separate "unreachable" from "slow" without leaving a mistyped address hanging for long.
+CONNECT_TIMEOUT_S = 5
 _TCP_SPEC = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 
 
@@ -501,12 +503,12 @@ class DaskExecutor:
 
 # --------------------------------------------------------------------------- specs
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """Check an ``--executor`` spec: ``serial``, ``processes``, ``dask`` or ``tcp://HOST:PORT``.
+    """Check an ``--executor`` spec: ``auto``, ``serial``, ``processes``, ``dask`` or ``tcp://HOST:PORT``.
 
     Returns
     -------
     (kind, address)
-        ``kind`` in {"serial", "processes", "dask"}; ``address`` for ``tcp://`` specs.
+        ``kind`` in {"auto", "serial", "processes", "dask"}; ``address`` for ``tcp://`` specs.
 
     Raises
     ------
@@ -514,12 +516,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         Anything else; the message names the spec and the allowed forms.
     """
     text = str(spec).strip()
-    if text in ("serial", "processes", "dask"):
+    if text in ("auto", "serial", "processes", "dask"):
         return text, None
     match = _TCP_SPEC.match(text)
     if match and 0 < int(match["port"]) < 65536:
         return "dask", text
-    raise ValueError(f"invalid executor {spec!r} (allowed: serial, processes, dask, tcp://HOST:PORT)")
+    raise ValueError(f"invalid executor {spec!r} (allowed: auto, serial, processes, dask, tcp://HOST:PORT)")
 
 
 def make_executor(spec: str = "serial", workers: int | None = None, retries: int = DEFAULT_RETRIES):
@@ -528,8 +530,11 @@ def make_executor(spec: str = "serial", workers: int | None = None, retries: int
     Parameters
     ----------
     spec : str
+        ``auto`` uses every usable core: local worker processes (``workers`` of them, default
+        :func:`usable_cores`), or this process alone when that is one (serial). Results are
+        bit-identical either way (every cell computes with the same thread count).
     workers : int, optional
-        Worker processes for ``processes`` and ``dask`` (default: the usable cores).
+        Worker processes for ``auto``, ``processes`` and ``dask`` (default: the usable cores).
     retries : int
 
     Returns
@@ -538,6 +543,9 @@ def make_executor(spec: str = "serial", workers: int | None = None, retries: int
         Use it as a context manager (or call ``close``) to stop what it started.
     """
     kind, address = parse_spec(spec)
+    if kind == "auto":
+        workers = usable_cores() if workers is None else int(workers)
+        kind = "serial" if workers <= 1 else "processes"
     if kind == "serial":
         return SerialExecutor()
     if kind == "processes":

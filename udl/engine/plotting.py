@@ -22,8 +22,12 @@ report notes it and carries on.
 
 The helpers keep every figure of a report in one style: :func:`rc_params` (seaborn "whitegrid",
 fixed fonts), :func:`palette` (seaborn "colorblind"), the estimator colours, line styles and labels
-(:data:`ESTIMATORS` are :data:`udl.core.estimators.KINDS`), and :func:`band`: the median over
-instances at each x with the :data:`BAND` quantiles around it.
+(:data:`ESTIMATORS` are :data:`udl.core.estimators.KINDS`; :func:`estimator_style` draws g_dec
+wide under a thin dashed g_ae-lasso, so that both show where they coincide), and :func:`band`: the
+median over instances at each x with the :data:`BAND` quantiles around it. :func:`tidy` gives log
+axes readable ticks with one near each end of the axis; :func:`signed_image` and
+:func:`scaled_labels` draw signed pixel maps with a colour bar and label small numbers in one format.
+The report saves each figure as PNG and vector files with :func:`udl.engine.figure_files.save_figure`.
 
 matplotlib and seaborn are imported inside the functions that use them: importing this module
 (and so :mod:`udl.engine` or a claim module) does not import them.
@@ -39,25 +43,29 @@ import numpy as np
 import pandas as pd
 
 from udl.core.estimators import KINDS as ESTIMATORS
+from udl.engine.figure_files import DPI, SVG_HASHSALT
 from udl.engine.formatting import fmt_interval, fmt_number
+from udl.engine.plot_axes import LOG_END_GAP, data_ticks, log_ticks, tidy
 
 __all__ = [
-    "BAND", "DPI", "ESTIMATORS", "ESTIMATOR_LABEL", "ESTIMATOR_STYLE", "SVG_HASHSALT",
+    "BAND", "DPI", "ESTIMATORS", "ESTIMATOR_LABEL", "ESTIMATOR_MARKER", "ESTIMATOR_STYLE", "ESTIMATOR_WIDTH",
+    "LOG_END_GAP", "SVG_HASHSALT",
     "FigureInput", "FigureSkipped", "FigureSpec", "figure", "figures_of",
-    "band", "band_note", "by_estimator", "cell_value", "data_ticks", "estimator_colour", "finite",
-    "first_instance", "instances_of", "is_true", "legend", "log_ticks", "new_figure", "new_grid",
-    "palette", "part", "power_of_ten", "quantiles", "rc_params", "ref_line", "save_png",
-    "stored_mean", "tidy", "fmt_interval", "fmt_number",
+    "band", "band_note", "by_estimator", "cell_value", "curve_note", "data_ticks", "estimator_colour",
+    "estimator_style", "finite", "first_instance", "instances_of", "is_true", "legend", "log_ticks",
+    "new_figure", "new_grid", "palette", "part", "power_of_ten", "quantiles", "rc_params", "ref_line",
+    "scaled_labels", "signed_image", "stored_mean", "tidy", "fmt_interval", "fmt_number",
 ]
 
-#: Resolution of the PNG figures (pixels per inch): sharp on screen, a few 100 kB per figure.
-DPI = 110
 #: Quantiles of the band drawn around the median over instances.
 BAND = (0.1, 0.9)
-#: Fixed salt so that any SVG output (not used by default) is deterministic too.
-SVG_HASHSALT = "udl-report"
 #: g_ae-lasso dashed: it coincides with g_dec wherever the theory says they agree (large T, D = D*).
 ESTIMATOR_STYLE = {"dec": "-", "ae-lasso": "--", "ae-ls": "-"}
+#: Line widths: g_dec wide, g_ae-lasso thin on top of it, so that where the two coincide the
+#: dashes of g_ae-lasso run inside a visible g_dec line instead of hiding it.
+ESTIMATOR_WIDTH = {"dec": 3.0, "ae-lasso": 1.5, "ae-ls": 1.8}
+#: Markers (size in points): a large g_dec circle around a small g_ae-lasso square, for the same reason.
+ESTIMATOR_MARKER = {"dec": ("o", 7.5), "ae-lasso": ("s", 3.5), "ae-ls": ("^", 5.5)}
 #: Legend label of each estimator, in the paper's notation.
 ESTIMATOR_LABEL = {"dec": r"$g_{\mathrm{dec}}$", "ae-lasso": r"$g_{\mathrm{ae}\text{-}\mathrm{lasso}}$",
                    "ae-ls": r"$g_{\mathrm{ae}\text{-}\mathrm{ls}}$"}
@@ -219,7 +227,9 @@ def rc_params() -> dict:
     rc.update({"svg.hashsalt": SVG_HASHSALT, "figure.dpi": 100, "savefig.dpi": DPI,
                "axes.titlesize": 11, "axes.titleweight": "bold", "legend.fontsize": 8.5,
                "legend.framealpha": 0.9, "grid.linewidth": 0.6, "axes.edgecolor": "0.3",
-               "mathtext.fontset": "dejavusans", "image.interpolation": "nearest"})
+               "mathtext.fontset": "dejavusans", "image.interpolation": "nearest",
+               # TrueType (not Type 3) fonts in the PDFs: editable text, accepted by publishers
+               "pdf.fonttype": 42})
     return rc
 
 
@@ -255,11 +265,6 @@ def new_grid(nrows: int, ncols: int, *, figsize: tuple[float, float], width_rati
     fig = Figure(figsize=figsize, layout="constrained")
     kw = {"gridspec_kw": {"width_ratios": list(width_ratios)}} if width_ratios is not None else {}
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
-
-
-def save_png(fig, path) -> None:
-    """Save ``fig`` as a deterministic PNG (no software tag, white background, :data:`DPI`)."""
-    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None}, facecolor="white")
 
 
 # --------------------------------------------------------------------------- tables
@@ -321,7 +326,8 @@ def part(record: dict, name: str) -> dict | None:
 
 # --------------------------------------------------------------------------- drawing
 def band(ax, df: pd.DataFrame, x: str, y: str, *, colour, label: str, marker: str | None = None,
-         linestyle: str = "-", positive: bool = False, alpha: float = 0.2) -> pd.DataFrame:
+         linestyle: str = "-", positive: bool = False, alpha: float = 0.2, linewidth: float = 1.8,
+         markersize: float = 4) -> pd.DataFrame:
     """Draw the median over instances of ``y`` against ``x`` with the 10–90 % band; return the quantiles."""
     data = finite(df, x, y, positive_only=(y,) if positive else ())
     if not len(data):
@@ -329,9 +335,21 @@ def band(ax, df: pd.DataFrame, x: str, y: str, *, colour, label: str, marker: st
     q = quantiles(data, x, y)
     xs = q.index.to_numpy(float)
     ax.fill_between(xs, q["lo"], q["hi"], color=colour, alpha=alpha, linewidth=0)
-    ax.plot(xs, q["med"], color=colour, label=label, marker=marker, markersize=4, linestyle=linestyle,
-            linewidth=1.8)
+    ax.plot(xs, q["med"], color=colour, label=label, marker=marker, markersize=markersize, linestyle=linestyle,
+            linewidth=linewidth)
     return q
+
+
+def estimator_style(kind: str, *, markers: bool = True) -> dict:
+    """The :func:`band` line keywords of a gradient estimator: style, width and (if ``markers``) marker.
+
+    g_dec is drawn wide with large circles and g_ae-lasso thin and dashed with small squares
+    (:data:`ESTIMATOR_WIDTH`, :data:`ESTIMATOR_MARKER`): where the theory makes them coincide,
+    both stay visible.
+    """
+    marker, size = ESTIMATOR_MARKER.get(kind, ("o", 4))
+    return {"linestyle": ESTIMATOR_STYLE.get(kind, "-"), "linewidth": ESTIMATOR_WIDTH.get(kind, 1.8),
+            "marker": marker if markers else None, "markersize": size}
 
 
 def by_estimator(ax, t: pd.DataFrame, x: str, y: str, *, positive=True) -> None:
@@ -339,12 +357,27 @@ def by_estimator(ax, t: pd.DataFrame, x: str, y: str, *, positive=True) -> None:
     present = [k for k in ESTIMATORS if k in set(t["estimator"])]
     for k in present:
         band(ax, t[t["estimator"] == k], x, y, colour=estimator_colour(k), label=ESTIMATOR_LABEL[k],
-             positive=positive, marker="o" if t[x].nunique() <= 12 else None, linestyle=ESTIMATOR_STYLE[k])
+             positive=positive, **estimator_style(k, markers=t[x].nunique() <= 12))
 
 
-def band_note(n: int) -> str:
-    """Legend title naming what a band is over."""
-    return f"median over {n} instances, band 10–90 %"
+def band_note(n: int, *, per_curve: bool = False) -> str:
+    """Legend title naming what a band is over (``per_curve``: each curve's own ``n`` instances)."""
+    return f"median over {n} instances{' per curve' if per_curve else ''}, band 10–90 %"
+
+
+def curve_note(df: pd.DataFrame, by: str) -> str:
+    """Legend title of one curve per value of ``by``: the instances behind each curve, not their total.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The rows drawn (with ``cell``/``instance`` columns, see :func:`instances_of`).
+    by : str
+        The column whose values are the curves (e.g. ``"lam"``).
+    """
+    counts = sorted({instances_of(g) for _, g in df.groupby(by, sort=True)}) or [0]
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return band_note(n, per_curve=True)
 
 
 def ref_line(ax, xs, slope: float, x0: float, y0: float, *, label: str, colour="0.25",
@@ -385,52 +418,72 @@ def power_of_ten(value: float) -> str:
     return f"{value:g}"
 
 
-# --------------------------------------------------------------------------- axes
-def _plain(value, _pos=None) -> str:
-    return f"{value:g}"
+# --------------------------------------------------------------------------- pictures and numbers
+def signed_image(ax, image, *, colourbar: bool = True, label: str | None = None):
+    """Draw signed pixels (e.g. a dictionary atom) on a diverging map centred at 0, with a colour bar.
+
+    Red is positive, blue negative, white 0; the scale is symmetric, ±max|image|. The colour bar
+    (left of ``ax``, ticks at −max, 0, +max) says what the colours mean.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    image : array of shape (h, w)
+    colourbar : bool
+        Draw the colour bar (default True).
+    label : str, optional
+        The colour bar's label.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+    """
+    image = np.asarray(image, float)
+    v = float(np.nanmax(np.abs(image))) if image.size else 0.0
+    v = v if v > 0 and np.isfinite(v) else 1.0
+    shown = ax.imshow(image, cmap="RdBu_r", vmin=-v, vmax=v)
+    if colourbar:
+        bar = ax.figure.colorbar(shown, ax=ax, location="left", fraction=0.1, pad=0.03, aspect=14)
+        bar.set_ticks([-v, 0.0, v], labels=[f"−{v:.2g}", "0", f"+{v:.2g}"])
+        bar.ax.tick_params(labelsize=6, length=2, pad=1)
+        bar.outline.set_linewidth(0.5)
+        if label:
+            bar.set_label(label, fontsize=6)
+    return shown
 
 
-def log_ticks(lo: float, hi: float) -> list[float]:
-    """Readable major ticks for a log axis spanning [lo, hi]: 1-2-5 per decade, or 1…9 if too few."""
-    for subs in ((1.0, 2.0, 5.0), tuple(float(k) for k in range(1, 10))):
-        ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                 for m in subs]
-        ticks = [t for t in ticks if lo <= t <= hi]
-        if len(ticks) >= 2:
-            return ticks
-    return []
+def _exponent(value: float) -> int:
+    """The power of ten of ``|value|`` (0 for 0 or a non-finite value)."""
+    value = abs(float(value))
+    return math.floor(math.log10(value)) if value > 0 and math.isfinite(value) else 0
 
 
-def tidy(fig) -> None:
-    """Plain-number ticks on log axes spanning under 2.5 decades (0.2, 0.5 rather than 2×10⁻¹);
-    integer ticks on step/layer axes. Axes whose ticks a figure fixed are left alone."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
-
-    for ax in fig.axes:
-        if not ax.get_visible() or not ax.has_data():
-            continue
-        for axis, (lo, hi), scale in ((ax.xaxis, ax.get_xlim(), ax.get_xscale()),
-                                      (ax.yaxis, ax.get_ylim(), ax.get_yscale())):
-            if isinstance(axis.get_major_locator(), FixedLocator):
-                continue
-            lo, hi = min(lo, hi), max(lo, hi)
-            if scale == "log" and lo > 0 and math.log10(hi / lo) < 2.5:
-                ticks = log_ticks(lo, hi)
-                if ticks:
-                    axis.set_major_locator(FixedLocator(ticks))
-                    axis.set_major_formatter(FuncFormatter(_plain))
-                    axis.set_minor_formatter(NullFormatter())
-            elif scale == "linear" and axis is ax.xaxis and any(
-                    w in ax.get_xlabel() for w in ("step", "layers")):
-                axis.set_major_locator(MaxNLocator(integer=True))
+def _signed(value: float, exponent: int, decimals: int = 2) -> str:
+    """``value / 10**exponent`` with ``decimals`` decimals, an explicit sign and a true minus (−)."""
+    scaled = float(value) / 10.0 ** exponent
+    text = f"{scaled:+.{decimals}f}".replace("-", "−")
+    return "0" if float(text.replace("−", "-")) == 0 else text
 
 
-def data_ticks(axis, values) -> None:
-    """Major ticks at the data values (e.g. the λ grid), plain numbers, no minor labels."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+def scaled_labels(values, decimals: int = 2) -> tuple[list[str], str]:
+    """Labels of numbers that differ in size and sign, all in one format and one unit.
 
-    values = sorted({float(v) for v in values})
-    axis.set_major_locator(FixedLocator(values))
-    axis.set_major_formatter(FuncFormatter(_plain))
-    axis.set_minor_locator(NullLocator())
-    axis.set_minor_formatter(NullFormatter())
+    The unit is the power of ten of the largest magnitude (so the largest label lies in [1, 10)):
+    ``[0.0052, -0.0071, 5.4e-06]`` → ``(["+5.20", "−7.10", "+0.01"], "×10⁻³")``.
+
+    Parameters
+    ----------
+    values : sequence of float
+    decimals : int
+        Decimals of every label.
+
+    Returns
+    -------
+    (list of str, str)
+        The labels, and the unit to name once (e.g. in a column header); ``""`` for 10⁰.
+    """
+    values = [float(v) for v in values]
+    finite_values = [abs(v) for v in values if math.isfinite(v)]
+    exponent = _exponent(max(finite_values)) if finite_values else 0
+    unit = "" if exponent == 0 else "×" + power_of_ten(10.0 ** exponent)
+    return [_signed(v, exponent, decimals) if math.isfinite(v) else f"{v}" for v in values], unit

@@ -6,47 +6,76 @@ Layout of a run directory::
     tables/<claim-id>.csv.gz the tidy per-instance table of each claim, claim and control rows
                           together (``control`` column), engine columns first
 
+and what other commands add to it: ``report.md``, ``report.html``, ``figures/`` (PNGs and their
+vector copies; ``udl report``) and ``audit.json``, ``audit.csv``, ``audit.md`` (``udl audit``). :data:`RUN_LAYOUT` is
+the one list of everything udl writes into a run directory.
+
 ``results.json`` top-level keys: ``format``, ``run`` (profile, seed, device, dtype, controls,
-selected claims), ``claims`` (per-claim record), ``summary`` (counts and overall ``ok``) — all
+selected claims), ``claims`` (per-claim record: the verdict, its ``evidence`` (statistical or deterministic),
+``decided`` and ``reason`` (a claim reported only at this profile), ``predictions``, ``hypotheses``
+per cell, the control), ``summary`` (counts and overall ``ok``) — all
 deterministic for a given seed and selection — and ``environment`` (versions, git commit,
 host), ``timing`` (start, wall time, per-claim seconds) and ``diagnostics`` (tracebacks;
 ``cells``: how many cell tasks were read from the cache, computed or failed, and on which
-executor), which are not. Keys are sorted; floats are written as Python's ``repr`` (non-finite values
-as ``Infinity``/``NaN``, which :func:`json.load` reads back).
+executor), which are not. ``environment`` records udl's version, the git commit of udl's own
+checkout and whether its tree was dirty (:mod:`udl.engine.provenance`), the versions of torch,
+numpy, scipy and pandas, the device and the threads. The file is strict JSON (RFC 8259): keys
+sorted, floats written as Python's ``repr``, and the non-finite values as the strings
+``"Infinity"``, ``"-Infinity"`` and ``"NaN"`` (:mod:`udl.engine.strict_json`), which
+:func:`load_results` maps back to floats.
+
+Reading (:func:`load_results`, :func:`load_run`) validates the record: the format, the run
+settings, each claim's record, and the outcome vocabulary (exactly PASS, FAIL, INCONCLUSIVE,
+ERROR); a malformed run raises :class:`RunDirectoryError` naming the file and the bad field.
 
 Writing is atomic: everything goes into a temporary directory next to the target (same file
 system), which is then renamed into place; an existing run is moved aside first and deleted
 only once the new one is in place. A crash or bad input never leaves a half-written run over
-a good one, and only an empty directory or an earlier run (a directory holding
-``results.json``) is ever replaced.
+a good one. Only a new or empty directory, or a complete earlier run, is ever replaced: a
+directory whose ``results.json`` is a valid run and which holds nothing but what udl writes
+(:data:`RUN_LAYOUT`). Anything else is refused (:func:`check_target`) before any computation,
+and the earlier run is deleted entry by entry, never a file udl did not write.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import os
-import platform
 import shutil
-import socket
-import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from udl.engine import strict_json
 from udl.engine.cells import cell_dict
-from udl.engine.files import atomic_write
+from udl.engine.figure_files import RASTER_FORMAT, VECTOR_FORMATS
+from udl.engine.files import (OutputPathError, atomic_write, check_replaceable, check_writable, discard_directory,
+                              describe_entries)
+from udl.engine.provenance import GIT_TIMEOUT_S, environment
+from udl.engine.run_schema import OUTCOMES, check_record
 
 __all__ = [
     "FORMAT",
     "RESULTS_FILE",
     "TABLES_DIR",
+    "REPORT_MD",
+    "REPORT_HTML",
+    "FIGURES_DIR",
+    "AUDIT_FILES",
+    "RUN_LAYOUT",
+    "FIGURE_SUFFIXES",
+    "OUTCOMES",
+    "GIT_TIMEOUT_S",
     "StoredRun",
+    "RunTarget",
+    "OutputPathError",
     "check_target",
+    "inspect_target",
+    "REPORT_ENTRIES",
+    "check_report_target",
     "run_document",
     "dumps",
     "environment",
@@ -62,9 +91,19 @@ TABLES_DIR = "tables"
 #: Tables are gzip-compressed CSV (pandas reads them directly): the curves of a ci run are
 #: ~8 MB as text and ~1.5 MB compressed. mtime=0 keeps the bytes identical between runs.
 TABLE_SUFFIX = ".csv.gz"
-#: Seconds allowed for `git rev-parse` when recording the commit; a slow or hung git must not
-#: hold up writing results.
-GIT_TIMEOUT_S = 5
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FIGURES_DIR = "figures"
+#: The files ``udl audit --out`` adds to the run directory of the claims it ran.
+AUDIT_FILES = ("audit.json", "audit.csv", "audit.md")
+#: The files of a figure: the PNG the report shows and its vector copies.
+FIGURE_SUFFIXES = tuple(f".{fmt}" for fmt in (RASTER_FORMAT, *VECTOR_FORMATS))
+#: Everything udl writes into a run directory — the one list (a command that writes a new kind
+#: of file there adds it here): ``{name: None}`` for a file, ``{name: suffixes}`` for a directory
+#: holding only files that end in one of ``suffixes``. A directory holding anything else is not
+#: replaced.
+RUN_LAYOUT = {RESULTS_FILE: None, TABLES_DIR: (TABLE_SUFFIX,), REPORT_MD: None, REPORT_HTML: None,
+              FIGURES_DIR: FIGURE_SUFFIXES, **{name: None for name in AUDIT_FILES}}
 
 
 @dataclass(frozen=True)
@@ -76,8 +115,29 @@ class StoredRun:
 
 
 # --------------------------------------------------------------------------- the target
-def check_target(out_dir: str | Path) -> Path:
+@dataclass(frozen=True)
+class RunTarget:
+    """Where a run will be written: the path, and the earlier run it replaces (a one-line
+    description, or None when the directory is new or empty)."""
+
+    path: Path
+    replaces: str | None = None
+
+
+def _describe_run(record: dict) -> str:
+    run = record.get("run") or {}
+    started = (record.get("timing") or {}).get("started") or "unknown time"
+    n = len(record.get("claims") or {})
+    return (f"the earlier run there (profile {run.get('profile')}, seed {run.get('seed')}, {n} claim"
+            f"{'s' if n != 1 else ''}, started {started})")
+
+
+def inspect_target(out_dir: str | Path) -> RunTarget:
     """Check that a run may be written to ``out_dir``, before anything is computed.
+
+    Allowed: a path that does not exist (its parents are created), an empty directory, or a
+    complete earlier run — a valid ``results.json`` and nothing but what udl writes
+    (:data:`RUN_LAYOUT`). The nearest existing ancestor must take a probe write.
 
     Parameters
     ----------
@@ -85,64 +145,80 @@ def check_target(out_dir: str | Path) -> Path:
 
     Returns
     -------
-    pathlib.Path
-        The target path.
+    RunTarget
+        The path and, when it holds an earlier run, what will be replaced.
 
     Raises
     ------
-    ValueError
-        The target exists and is a file, or a non-empty directory that is not a run, or
-        no writable directory can hold it.
+    OutputPathError
+        A file or symbolic link; a non-empty directory that is not a udl run, holds a
+        malformed run, or holds files udl did not write; no writable directory to hold it.
     """
     target = Path(out_dir)
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
-            raise ValueError(f"output path {str(target)!r} exists and is not a directory")
-        if any(target.iterdir()) and not (target / RESULTS_FILE).is_file():
-            raise ValueError(f"output directory {str(target)!r} is not empty and holds no {RESULTS_FILE}; "
-                             "refusing to replace it (choose a new or empty directory, or an earlier run)")
-    ancestor = target.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot create output directory {str(target)!r}: {str(ancestor)!r} is not writable")
+    replaces = None
+    if target.is_symlink():
+        raise OutputPathError(f"output path {str(target)!r} is a symbolic link (give a directory: a link is "
+                              "never replaced)")
+    if target.exists() and not target.is_dir():
+        raise OutputPathError(f"output path {str(target)!r} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()):
+        if not (target / RESULTS_FILE).is_file():
+            foreign = describe_entries(sorted(entry.name for entry in target.iterdir()))
+            raise OutputPathError(f"output directory {str(target)!r} is not empty and is not a udl run (no "
+                                  f"{RESULTS_FILE}; it holds {foreign}); refusing to replace it (choose a new "
+                                  "or empty directory, or an earlier run)")
+        try:
+            record = load_results(target)
+        except RunDirectoryError as exc:
+            raise OutputPathError(f"output directory {str(target)!r} holds a {RESULTS_FILE} that is not a valid "
+                                  f"udl run ({exc}); refusing to replace it") from None
+        check_replaceable(target, RUN_LAYOUT, "output directory")
+        replaces = _describe_run(record)
+    check_writable(target, beside=True)
+    return RunTarget(target, replaces)
+
+
+def check_target(out_dir: str | Path) -> Path:
+    """:func:`inspect_target`, returning the path only.
+
+    Raises
+    ------
+    OutputPathError
+        See :func:`inspect_target` (a :class:`ValueError`).
+    """
+    return inspect_target(out_dir).path
+
+
+#: What rendering a report replaces in its directory (nothing else there is touched).
+REPORT_ENTRIES = (REPORT_MD, REPORT_HTML, FIGURES_DIR)
+
+
+def check_report_target(out_dir: str | Path) -> Path:
+    """Check that a report may be rendered into ``out_dir`` (a run directory or any other).
+
+    Only :data:`REPORT_ENTRIES` are replaced there, so each of them that exists must be udl's
+    (``figures/`` holding only figure files); the directory (or its nearest existing ancestor)
+    must take a probe write.
+
+    Raises
+    ------
+    OutputPathError
+        ``out_dir`` is a file or a symbolic link, a report entry there is not udl's, or the
+        directory cannot be written.
+    """
+    target = Path(out_dir)
+    if target.is_symlink():
+        raise OutputPathError(f"report directory {str(target)!r} is a symbolic link (give the directory it "
+                              "points to)")
+    if target.exists() and not target.is_dir():
+        raise OutputPathError(f"report directory {str(target)!r} exists and is not a directory")
+    if target.is_dir():
+        check_replaceable(target, RUN_LAYOUT, "report directory", names=REPORT_ENTRIES)
+    check_writable(target, "report directory")
     return target
 
 
 # --------------------------------------------------------------------------- the record
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=GIT_TIMEOUT_S, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def environment() -> dict:
-    """Versions, git commit and host of this process (not deterministic across machines)."""
-    return {
-        "udl": _version("udl"),
-        "torch": _version("torch"),
-        "numpy": _version("numpy"),
-        "scipy": _version("scipy"),
-        "pandas": _version("pandas"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-        "git_commit": _git_commit(),
-        "argv": list(sys.argv),
-    }
 
 
 def _verdict_fields(verdict) -> dict:
@@ -161,6 +237,7 @@ def _claim_record(result) -> dict:
         "title": claim.title,
         "statement": claim.statement,
         "kind": claim.kind,
+        "evidence": result.evidence,
         "alpha": float(claim.alpha),
         "beta": float(claim.beta),
         "effect": claim.effect,
@@ -171,6 +248,9 @@ def _claim_record(result) -> dict:
         "n_instances": claim.n_instances(result.profile),
         "outcome": result.outcome,
         "ok": result.ok,
+        "decides_at": list(claim.decides_at),
+        "decided": result.decided,
+        "reason": result.reason,
         "verdict_outcome": fields["outcome"],
         "statistic_name": fields["statistic_name"],
         "statistic": fields["statistic"],
@@ -180,6 +260,8 @@ def _claim_record(result) -> dict:
         "p_raw": result.p_raw,
         "p_adjusted": result.p_adjusted,
         "detail": fields["detail"],
+        "predictions": fields.get("predictions") or [],
+        "hypotheses": list(result.hypotheses),
         "error": result.error,
         "table": f"{TABLES_DIR}/{claim.id}{TABLE_SUFFIX}" if len(result.table) else None,
     }
@@ -205,13 +287,15 @@ def run_document(result) -> dict:
         "run": {"profile": result.profile, "seed": result.seed, "device": result.device, "dtype": result.dtype,
                 "controls": result.controls, "claims": list(result.claims),
                 "claims_package": result.claims_package,
-                "multiple_testing": ("Holm step-down across the PASS tests of all decided claims of this run; "
+                "multiple_testing": ("Holm step-down across the PASS tests of all decided statistical claims of "
+                                     "this run; deterministic checks, claims reported only at this profile and "
                                      "negative controls are not adjusted")},
         "claims": claims,
         "summary": {"ok": result.ok,
                     "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+                    "reported_only": [cid for cid, r in result.claims.items() if not r.decided],
                     "control_outcomes": {o: controls.count(o) for o in sorted(set(controls))}},
-        "environment": environment(),
+        "environment": environment(result.device, (getattr(result, "cells", None) or {}).get("threads_per_cell")),
         "timing": {"started": result.started, "wall_seconds": result.wall_seconds,
                    "claims": {cid: {"seconds": r.seconds, "control_seconds": r.control_seconds}
                               for cid, r in result.claims.items()}},
@@ -223,8 +307,9 @@ def run_document(result) -> dict:
 
 
 def dumps(document: dict) -> str:
-    """Deterministic JSON text of a document (sorted keys, two-space indent, final newline)."""
-    return json.dumps(document, sort_keys=True, indent=2, allow_nan=True, ensure_ascii=False) + "\n"
+    """Deterministic strict JSON text of a document (sorted keys, two-space indent, final newline;
+    non-finite numbers as the strings of :data:`udl.engine.strict_json.NONFINITE`)."""
+    return strict_json.dumps(document)
 
 
 # --------------------------------------------------------------------------- writing
@@ -247,7 +332,8 @@ def _write_contents(result, directory: Path) -> None:
 
 
 def _swap_into_place(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``; an existing target is moved aside and deleted after."""
+    """Rename ``new`` to ``target``; an existing target is moved aside, then its udl entries are
+    deleted (anything else that appeared there meanwhile is kept, and said on stderr)."""
     if not target.exists():
         os.replace(new, target)
         return
@@ -258,7 +344,10 @@ def _swap_into_place(new: Path, target: Path) -> None:
     except BaseException:
         os.replace(aside, target)  # put the old run back
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    kept = discard_directory(aside, RUN_LAYOUT)
+    if kept:
+        print(f"udl: files udl did not write appeared in {str(target)!r} while it was being replaced; they "
+              f"are kept in {str(aside)!r}: {describe_entries(kept)}", file=sys.stderr)
 
 
 def write_run(result, out_dir: str | Path) -> Path:
@@ -313,7 +402,9 @@ def load_results(directory: str | Path) -> dict:
     ------
     RunDirectoryError
         Missing directory, not a directory, no ``results.json``, unreadable JSON, an unknown
-        format, or no claims record.
+        format, or a record that does not validate (:func:`udl.engine.run_schema.check_record`:
+        no claims record, a missing or mistyped field, an outcome outside PASS, FAIL,
+        INCONCLUSIVE, ERROR).
     """
     path = Path(directory)
     if not path.exists():
@@ -324,15 +415,17 @@ def load_results(directory: str | Path) -> dict:
     if not file.is_file():
         raise RunDirectoryError(f"{str(path)!r} is not a run directory (no {RESULTS_FILE})")
     try:
-        with open(file, encoding="utf-8") as handle:
-            record = json.load(handle)
+        record = strict_json.load(file)
     except (OSError, ValueError) as exc:
-        raise RunDirectoryError(f"{str(file)!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+        raise RunDirectoryError(f"{str(file)!r} cannot be read: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         fmt = record.get("format") if isinstance(record, dict) else None
         raise RunDirectoryError(f"{str(file)!r} is not a {FORMAT} run (format {fmt!r})")
-    if not isinstance(record.get("claims"), dict):
-        raise RunDirectoryError(f"{str(file)!r} has no claims record")
+    try:
+        check_record(record)
+    except ValueError as exc:
+        raise RunDirectoryError(f"{str(file)!r} {exc}") from None
     return record
 
 
@@ -352,12 +445,24 @@ def load_run(directory: str | Path) -> StoredRun:
     Raises
     ------
     RunDirectoryError
-        ``directory`` is not a readable run directory (see :func:`load_results`).
+        ``directory`` is not a readable run directory (see :func:`load_results`), or a table
+        its record names is missing or unreadable.
     """
     directory = Path(directory)
     results = load_results(directory)
     tables = {}
     for cid, record in results["claims"].items():
         if record.get("table"):
-            tables[cid] = pd.read_csv(directory / record["table"])
+            tables[cid] = _read_table(directory, record["table"])
     return StoredRun(results=results, tables=tables)
+
+
+def _read_table(directory: Path, relative: str) -> pd.DataFrame:
+    path = directory / relative
+    if not path.is_file():
+        raise RunDirectoryError(f"{str(directory)!r} is not a complete run: its table {relative} is missing")
+    try:
+        return pd.read_csv(path)
+    except Exception as exc:  # gzip, CSV and decoding errors of a damaged file, all alike
+        raise RunDirectoryError(f"{str(path)!r} cannot be read: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from None

@@ -28,6 +28,9 @@ from udl.engine.anatomy import PROFILES, Claim, ClaimDefinitionError, Context, c
 from udl.engine.cache import CellCache
 from udl.engine.cells import as_cell, canonical_cell, instance_seeds
 from udl.engine.executors import Executor, SerialExecutor
+from udl.engine.progress import ClaimLog, is_terminal
+from udl.engine.guards import cell_hypotheses, check_cells, check_evidence, reported_only_reason
+from udl.engine.mutants import get as get_mutant, mutated
 from udl.engine.stats import OUTCOMES, Verdict
 from udl.engine.tasks import CELL_THREADS, CellOutcome, CellTask, simulate_cell
 from udl.engine.threads import limit_threads
@@ -45,6 +48,11 @@ class ClaimResult:
 
     ``outcome`` is final: the verdict's outcome after the Holm adjustment, or ``"ERROR"``.
     ``ok`` is True when the claim PASSES and its control (when run) FAILS.
+
+    ``decided`` is False at a profile outside the claim's ``decides_at``: the claim was
+    simulated and decided (``verdict``), but its ``outcome`` is INCONCLUSIVE with ``reason``,
+    it stays out of the Holm family, and it is ``ok`` unless it or its control raised (ERROR).
+    ``hypotheses`` holds the theorem's hypotheses per cell (:func:`~udl.engine.guards.cell_hypotheses`).
     """
 
     claim: Claim
@@ -62,10 +70,20 @@ class ClaimResult:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
     control_seconds: float = 0.0
+    decided: bool = True
+    reason: str | None = None
+    hypotheses: list = field(default_factory=list)
 
     @property
     def id(self) -> str:
         return self.claim.id
+
+    @property
+    def evidence(self) -> str:
+        """``"statistical"`` or ``"deterministic"``: the verdict's, else what the claim's kind calls for."""
+        if self.verdict is not None:
+            return self.verdict.evidence
+        return "deterministic" if self.claim.kind == "deterministic" else "statistical"
 
     @property
     def control_outcome(self) -> str | None:
@@ -76,6 +94,8 @@ class ClaimResult:
 
     @property
     def ok(self) -> bool:
+        if not self.decided:  # reported only: expected, unless something raised
+            return self.outcome != "ERROR" and self.control_outcome != "ERROR"
         return self.outcome == "PASS" and self.control_outcome in (None, "FAIL")
 
 
@@ -138,15 +158,28 @@ def _dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _decide(claim: Claim, table: pd.DataFrame) -> tuple[Verdict | None, str | None, str | None, float]:
+def _decide(claim: Claim, cells: list) -> tuple[Verdict | None, str | None, str | None, float]:
+    """Check the cells' independence, decide from their concatenated tables, check the evidence."""
     start = time.perf_counter()
     try:
-        verdict = claim.decide(table.copy())
+        check_cells(claim, cells)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}", traceback.format_exc(), time.perf_counter() - start
+    try:
+        verdict = claim.decide(pd.concat([table for _, _, table in cells], ignore_index=True))
         if not isinstance(verdict, Verdict):
             raise TypeError(f"decide() returned {type(verdict).__name__}, not a Verdict")
+        check_evidence(claim, verdict)
         return verdict, None, None, time.perf_counter() - start
     except Exception as exc:
         return None, f"decide: {type(exc).__name__}: {exc}", traceback.format_exc(), time.perf_counter() - start
+
+
+def _hypotheses(claim: Claim, cells: list) -> tuple[list, str | None, str | None]:
+    try:
+        return cell_hypotheses(claim, cells), None, None
+    except Exception as exc:
+        return [], f"hypotheses: {type(exc).__name__}: {exc}", traceback.format_exc()
 
 
 def _tasks(claims: Mapping[str, Claim], profile: str, seed: int, ctx: Context, controls: bool,
@@ -156,23 +189,37 @@ def _tasks(claims: Mapping[str, Claim], profile: str, seed: int, ctx: Context, c
         n = claim.n_instances(profile)
         for index, cell in enumerate(claim.cells(profile)):
             seeds = tuple(instance_seeds(seed, claim.id, cell, n))
-            for control in ((False, True) if controls else (False,)):
-                tasks.append(CellTask(claim, index, cell, seeds, replace(ctx, control=control), threads))
+            tasks.append(CellTask(claim, index, cell, seeds, replace(ctx, control=False), threads))
+            if controls:
+                tasks.append(_control_task(claim, index, cell, seeds, ctx, threads))
     return tasks
 
 
+def _control_task(claim: Claim, index: int, cell, seeds: tuple, ctx: Context, threads: int) -> CellTask:
+    """The negative control of one cell: ``simulate`` under the claim's ``control_mutant`` when it
+    declares one (``ctx.control`` False), else ``simulate`` with ``ctx.control`` True."""
+    mutant = getattr(claim, "control_mutant", None)
+    if mutant is None:
+        return CellTask(claim, index, cell, seeds, replace(ctx, control=True), threads)
+    return CellTask(claim, index, cell, seeds, replace(ctx, control=False, mutant=mutant), threads,
+                    mutant_control=True)
+
+
 def _progress_bar(total: int, enabled: bool):
+    """A tqdm bar on a terminal; elsewhere a disabled one (a log gets :class:`ClaimLog` lines)."""
     from tqdm import tqdm
 
-    show = enabled and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    show = enabled and is_terminal()
     return tqdm(total=total, disable=not show, file=sys.stderr, unit="cell", leave=False)
 
 
 def _collect(claim: Claim, profile: str, outcomes: list[tuple[CellTask, CellOutcome]], controls: bool) -> ClaimResult:
-    result = ClaimResult(claim=claim, profile=profile, controls_run=controls)
+    reason = reported_only_reason(claim, profile)
+    result = ClaimResult(claim=claim, profile=profile, controls_run=controls, decided=reason is None, reason=reason)
     tables = []
     for control in ((False, True) if controls else (False,)):
-        mine = [o for t, o in outcomes if t.ctx.control == control]
+        pairs = [(t, o) for t, o in outcomes if t.is_control == control]
+        mine = [o for _, o in pairs]
         seconds = sum(o.seconds for o in mine)
         errors = [o for o in mine if o.error is not None]
         parts = [o.table for o in mine if o.table is not None]
@@ -180,22 +227,34 @@ def _collect(claim: Claim, profile: str, outcomes: list[tuple[CellTask, CellOutc
         if errors:
             verdict, error, trace = None, errors[0].error, errors[0].traceback
         else:
-            verdict, error, trace, decide_seconds = _decide(claim, pd.concat(parts, ignore_index=True))
+            cells = [(t.cell_index, t.cell, o.table) for t, o in pairs]
+            verdict, error, trace, decide_seconds = _decide(claim, cells)
             seconds += decide_seconds
+            if not control and verdict is not None:
+                result.hypotheses, error, trace = _hypotheses(claim, cells)
+                verdict = verdict if error is None else None
         if control:
             result.control_verdict, result.control_error, result.control_traceback = verdict, error, trace
             result.control_seconds = seconds
         else:
             result.verdict, result.error, result.traceback, result.seconds = verdict, error, trace, seconds
-            result.outcome = verdict.outcome if verdict is not None else "ERROR"
+            result.outcome = "ERROR" if verdict is None else verdict.outcome if reason is None else "INCONCLUSIVE"
     if tables:
         result.table = pd.concat(tables, ignore_index=True)
     return result
 
 
 def _apply_holm(results: Mapping[str, ClaimResult]) -> None:
-    """Holm-adjust the PASS tests of every decided claim; downgrade PASS with p̃ > α."""
-    decided = [r for r in results.values() if r.verdict is not None]
+    """Holm-adjust the PASS tests of every decided statistical claim; downgrade PASS with p̃ > α.
+
+    Deterministic checks (no p-value) and claims reported only at this profile are not in the
+    family; a reported-only statistical claim keeps its raw p-value (``p_adjusted`` None).
+    """
+    for result in results.values():
+        if result.verdict is not None and result.verdict.evidence == "statistical" and not result.decided:
+            result.p_raw = float(result.verdict.p_value)
+    decided = [r for r in results.values()
+               if r.verdict is not None and r.decided and r.verdict.evidence == "statistical"]
     raw = [r.verdict.p_value if np.isfinite(r.verdict.p_value) else 1.0 for r in decided]
     for result, p_raw, p_adj in zip(decided, raw, stats.holm(raw)):
         result.p_raw, result.p_adjusted = float(p_raw), float(p_adj)
@@ -235,7 +294,9 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
     seed : int
         Root seed (>= 0); instance seeds come from :func:`~udl.engine.cells.instance_seeds`.
     ctx : Context, optional
-        Device/dtype/encoder (default ``Context()``); its ``control`` is set per task.
+        Device/dtype/encoder (default ``Context()``); its ``control`` is set per task. A
+        ``ctx.mutant`` runs every cell with that mutant installed (:mod:`udl.engine.mutants`;
+        such cells bypass the cache).
     executor : Executor, optional
         Where cells are simulated (default :class:`~udl.engine.executors.SerialExecutor`); see
         :mod:`udl.engine.executors` for local processes and Dask. The caller closes it.
@@ -243,9 +304,11 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         When given, the run directory is written there atomically (:mod:`udl.engine.results`);
         the target is checked before anything is computed.
     controls : bool
-        Also run every claim's negative control (same seeds).
+        Also run every claim's negative control (same seeds): ``simulate`` under its
+        ``control_mutant`` when it declares one, else under ``ctx.control`` True.
     progress : bool
-        Show a progress bar on stderr (one tick per cell; only when stderr is a TTY).
+        Show progress on stderr: a bar (one tick per cell) on a terminal, otherwise one line
+        per finished claim (:class:`udl.engine.progress.ClaimLog`).
     cache : udl.engine.cache.CellCache or path, optional
         Read finished cells from, and store newly finished ones in, this cache
         (:mod:`udl.engine.cache`); ``None`` (default) computes everything and stores nothing.
@@ -266,7 +329,7 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
     Raises
     ------
     ValueError
-        Bad profile, seed, output target or cache directory (before any computation).
+        Bad profile, seed, mutant, output target or cache directory (before any computation).
     RunInterrupted
         Ctrl-C (a :class:`KeyboardInterrupt`) during the computation; the finished cells
         are in the cache, and nothing is written to ``out_dir``.
@@ -280,6 +343,8 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if ctx.mutant is not None:
+        get_mutant(ctx.mutant)
     if out_dir is not None:
         _results.check_target(out_dir)
     if cache is not None and not isinstance(cache, CellCache):
@@ -289,11 +354,19 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     tasks = _tasks(chosen, profile, int(seed), ctx, controls, int(threads))
-    results_by_task = _compute(tasks, executor, cache, progress)
+    collected: dict[str, ClaimResult] = {}  # claims decided as their last cell came in (a log's lines)
+
+    def collect(cid: str, pairs: list) -> ClaimResult:
+        if cid not in collected:
+            collected[cid] = _collect(chosen[cid], profile, pairs, controls)
+        return collected[cid]
+
+    log = ClaimLog(tasks, collect) if progress and not is_terminal() else None
+    results_by_task = _compute(tasks, executor, cache, progress, log)
     outcomes: dict[str, list] = {cid: [] for cid in chosen}
     for task, outcome in zip(tasks, results_by_task["outcomes"]):
         outcomes[task.claim.id].append((task, outcome))
-    claim_results = {cid: _collect(chosen[cid], profile, outcomes[cid], controls) for cid in chosen}
+    claim_results = {cid: collect(cid, outcomes[cid]) for cid in chosen}
     _apply_holm(claim_results)
     result = RunResult(profile=profile, seed=int(seed), device=str(ctx.device), dtype=_dtype_name(ctx.dtype),
                        controls=controls, claims=claim_results, started=started,
@@ -304,9 +377,10 @@ def run(claims, profile: str, seed: int, ctx: Context | None = None, executor: E
     return result
 
 
-def _compute(tasks: list[CellTask], executor, cache, progress: bool) -> dict:
+def _compute(tasks: list[CellTask], executor, cache, progress: bool, log: ClaimLog | None = None) -> dict:
     """Every task's outcome, in task order: from the cache where it holds the cell, else
-    computed on the executor (each finished cell stored at once), plus the cell counts."""
+    computed on the executor (each finished cell stored at once), plus the cell counts.
+    ``log`` (when stderr is not a terminal) is told of every finished task."""
     outcomes: list[CellOutcome | None] = [None] * len(tasks)
     keys = [cache.key(task) for task in tasks] if cache is not None else [None] * len(tasks)
     cached = computed = errors = stored = 0
@@ -321,6 +395,8 @@ def _compute(tasks: list[CellTask], executor, cache, progress: bool) -> dict:
                     outcomes[index] = hit
                     cached += 1
                     bar.update(1)
+                    if log is not None:
+                        log.done(task, hit)
             for item in _executors.completed(executor, simulate_cell, [tasks[i] for i in missing]):
                 index = missing[item.index]
                 task = tasks[index]
@@ -335,6 +411,8 @@ def _compute(tasks: list[CellTask], executor, cache, progress: bool) -> dict:
                     stored += cache.store(task, keys[index], outcome)
                 bar.set_postfix_str(task.claim.id, refresh=False)
                 bar.update(1)
+                if log is not None:
+                    log.done(task, outcome)
         except KeyboardInterrupt as exc:
             raise RunInterrupted(cached + computed, len(tasks), cached + stored if cache is not None else 0,
                                  str(cache.directory) if cache is not None else None) from exc
@@ -355,5 +433,6 @@ def replay(claim: Claim, cell: Mapping, seed: int, ctx: Context | None = None, *
     with ``threads`` threads like the run's cells. ``cell`` may be the claim's ``Cell`` or a
     mapping of its parameters (converted to ``Cell`` when the claim declares one).
     """
-    with limit_threads(threads):
-        return claim.simulate(as_cell(cell, claim.Cell), [int(seed)], Context() if ctx is None else ctx)
+    ctx = Context() if ctx is None else ctx
+    with limit_threads(threads), mutated(ctx.mutant):
+        return claim.simulate(as_cell(cell, claim.Cell), [int(seed)], ctx)

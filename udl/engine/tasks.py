@@ -14,6 +14,7 @@ import pandas as pd
 
 from udl.engine.anatomy import Claim, Context
 from udl.engine.cells import ENGINE_COLUMNS, canonical_cell, cell_dict, is_cell
+from udl.engine.mutants import mutated
 from udl.engine.schema import check_table
 from udl.engine.stats import to_builtin
 from udl.engine.threads import limit_threads
@@ -30,7 +31,13 @@ CELL_THREADS = 1
 class CellTask:
     """One unit of work shipped through the executor: a claim's cell (its ``Cell``, or a dict
     for a claim without one) with its seeds, and the thread count it computes with
-    (:data:`CELL_THREADS`)."""
+    (:data:`CELL_THREADS`).
+
+    ``ctx.mutant`` names a mutant (:mod:`udl.engine.mutants`) that :func:`simulate_cell` installs
+    around ``simulate`` in the worker (the task pickles the name, not the bug).
+    ``mutant_control`` marks the negative control of a claim with a ``control_mutant`` (run
+    with ``ctx.control`` False and ``ctx.mutant`` set): see :attr:`is_control`.
+    """
 
     claim: Claim
     cell_index: int
@@ -38,12 +45,20 @@ class CellTask:
     seeds: tuple[int, ...]
     ctx: Context
     threads: int = CELL_THREADS
+    mutant_control: bool = False
+
+    @property
+    def is_control(self) -> bool:
+        """Whether the task computes the claim's negative control (``ctx.control``, or its
+        control mutant)."""
+        return bool(self.ctx.control) or self.mutant_control
 
     @property
     def label(self) -> str:
-        """Names the task in messages: claim id, cell index and parameters, control flag."""
-        control = " (control)" if self.ctx.control else ""
-        return f"{self.claim.id} cell {self.cell_index} {canonical_cell(self.cell)}{control}"
+        """Names the task in messages: claim id, cell index and parameters, control flag, mutant."""
+        control = " (control)" if self.is_control else ""
+        mutant = f" [mutant {self.ctx.mutant}]" if getattr(self.ctx, "mutant", None) else ""
+        return f"{self.claim.id} cell {self.cell_index} {canonical_cell(self.cell)}{control}{mutant}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,7 @@ def _annotate(table, task: CellTask) -> pd.DataFrame:
             raise ValueError(f"simulate() column {key!r} disagrees with the cell value {value!r}")
     engine = pd.DataFrame({
         "claim": task.claim.id,
-        "control": bool(task.ctx.control),
+        "control": task.is_control,
         "cell": task.cell_index,
         "seed": np.asarray(task.seeds, dtype=np.int64)[instance],
     }, index=table.index)
@@ -107,7 +122,7 @@ def simulate_cell(task: CellTask) -> CellOutcome:
     start = time.perf_counter()
     try:
         cell = task.cell if is_cell(task.cell) else dict(task.cell)
-        with limit_threads(task.threads):
+        with limit_threads(task.threads), mutated(getattr(task.ctx, "mutant", None)):
             table = task.claim.simulate(cell, list(task.seeds), task.ctx)
         table = _annotate(table, task)
         return CellOutcome(table, None, None, time.perf_counter() - start)

@@ -96,6 +96,11 @@ def _claim_line(result, claim, expected: str | None, n_ran: int) -> ClaimAudit:
         line.interval = (float(v.interval[0]), float(v.interval[1]))
         line.threshold, line.n = float(v.threshold), int(v.n)
     raw = result.outcome
+    if not getattr(result, "decided", True) and raw != "ERROR" and result.control_outcome != "ERROR":
+        # the profile stops before the claim's regime: reported, not decided (like a skip)
+        line.outcome = NOT_APPLICABLE
+        line.reason = f"{result.reason} (its verdict there: {v.outcome if v is not None else '-'})"
+        return line
     if raw == "ERROR":
         first = (result.error or "error").splitlines()[0]
         line.reason = first if expected is None else f"{first} (expected to fail: {expected}; an error is never " \

@@ -90,10 +90,13 @@ def _check_out(args: argparse.Namespace) -> None:
     try:
         if args.matrix:
             check_matrix_target(args.out)
+            replaces = None
         else:
-            results.check_target(args.out)
+            replaces = results.inspect_target(args.out).replaces
     except ValueError as exc:
         raise _usage(f"argument --out: {exc}") from None
+    if replaces:
+        print(f"{PROG}: --out {args.out}: {replaces} will be replaced", file=sys.stderr)
 
 
 def _matrix_encoders(args: argparse.Namespace, device: str, dtype) -> dict:

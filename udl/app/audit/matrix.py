@@ -20,7 +20,7 @@ from udl.app.audit.encoders import encoder_name, load_encoder, shipped_encoders
 from udl.app.audit.results import NOT_APPLICABLE, AuditResult, fmt, md_cell
 from udl.app.options import AUDIT_PROFILE
 from udl.engine.defaults import DEFAULT_PACKAGE
-from udl.engine.files import atomic_write
+from udl.engine.files import OutputPathError, atomic_write, check_replaceable, check_writable, discard_directory
 from udl.engine.sentences import audit_sentence
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ __all__ = ["REFERENCE", "MATRIX_FILES", "cell_sentence", "matrix_notes", "encode
 #: Name of the reference encoder in the matrix; cells are compared against its column.
 REFERENCE = "ista"
 MATRIX_FILES = ("matrix.csv", "cells.csv", "matrix.md")
+#: Everything the matrix writes into its directory (:func:`udl.engine.files.foreign_entries`).
+MATRIX_LAYOUT = dict.fromkeys(MATRIX_FILES)
 
 
 def _not_applicable_text(missing: Iterable[str], name: str, declared: Iterable[str]) -> str:
@@ -209,16 +211,19 @@ def matrix_markdown(cells: pd.DataFrame, *, profile: str, seed: int, note: str |
 
 
 def check_matrix_target(out_dir) -> Path:
-    """The matrix's output directory: new, empty, or an earlier output (holding ``matrix.csv``);
-    anything else raises ValueError."""
+    """The matrix's output directory: new, empty, or a complete earlier output (``matrix.csv`` and
+    nothing but :data:`MATRIX_FILES`), with a writable parent (a probe write); anything else
+    raises ValueError (:class:`udl.engine.files.OutputPathError`) before anything is computed."""
     marker = MATRIX_FILES[0]
     target = Path(out_dir)
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
-            raise ValueError(f"output path {str(target)!r} exists and is not a directory")
+            raise OutputPathError(f"output path {str(target)!r} exists and is not a directory")
         if any(target.iterdir()) and not (target / marker).is_file():
-            raise ValueError(f"output directory {str(target)!r} is not empty and holds no {marker}; refusing "
-                             "to replace it (choose a new or empty directory, or an earlier output)")
+            raise OutputPathError(f"output directory {str(target)!r} is not empty and holds no {marker}; refusing "
+                                  "to replace it (choose a new or empty directory, or an earlier output)")
+        check_replaceable(target, MATRIX_LAYOUT, "output directory")
+    check_writable(target, beside=True)
     return target
 
 
@@ -236,7 +241,7 @@ def write_matrix(cells: pd.DataFrame, out_dir, *, profile: str, seed: int, note:
             aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, aside)
             os.replace(staging, target)
-            shutil.rmtree(aside, ignore_errors=True)
+            discard_directory(aside, MATRIX_LAYOUT)  # only the matrix's own files are deleted
         else:
             os.replace(staging, target)
     except BaseException:

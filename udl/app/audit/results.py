@@ -8,7 +8,7 @@ failure that passed: flagged). The audit is ok when none is FAIL, INCONCLUSIVE, 
 """
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +19,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["AUDIT_OUTCOMES", "UNEXPECTED", "NOT_APPLICABLE", "AUDIT_FORMAT", "AUDIT_FILES", "ClaimAudit",
-           "AuditResult", "write_audit", "fmt", "md_cell"]
+           "AuditResult", "write_audit", "fmt", "md_cell", "md_code", "md_text"]
 
 AUDIT_OUTCOMES = ("PASS", "FAIL", "INCONCLUSIVE", "ERROR", "NOT APPLICABLE", "XFAIL", "XPASS")
 #: Outcomes that make an audit not ok (exit status 1 of ``udl audit``).
 UNEXPECTED = ("FAIL", "INCONCLUSIVE", "ERROR", "XPASS")
 NOT_APPLICABLE = "NOT APPLICABLE"
 AUDIT_FORMAT = "udl-audit/1"
+#: The files an audit adds to its run directory (named in :data:`udl.engine.results.AUDIT_FILES`,
+#: the one list of what udl writes there).
 AUDIT_FILES = ("audit.json", "audit.csv", "audit.md")
 
 
@@ -37,6 +39,26 @@ def fmt(value) -> str:
 def md_cell(text: str) -> str:
     """``text`` as one Markdown table cell: pipes escaped, newlines as spaces."""
     return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+#: Characters Markdown may read as syntax inside a line (emphasis, links, code, HTML, headings,
+#: table cells); CommonMark lets any of them be escaped with a backslash.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()<>#+!|~])")
+
+
+def md_text(text: str) -> str:
+    """``text`` (e.g. an encoder name such as ``my_mod:make[x]*``) as literal Markdown: every
+    character Markdown could read as syntax backslash-escaped, newlines as spaces; safe in a
+    heading, in prose and in a table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text or "")).replace("\n", " ")
+
+
+def md_code(text: str) -> str:
+    """``text`` as one Markdown code span, fenced by more backticks than it holds in a row."""
+    text = str(text).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 @dataclass
@@ -149,10 +171,12 @@ class AuditResult:
         with controls, every control FAILED)."""
         return not self.unexpected and not self.control_problems
 
-    def summary(self) -> str:
-        """The summary line: how many claims ran, were not applicable, expected to fail, passed, failed."""
+    def summary(self, *, name: str | None = None) -> str:
+        """The summary line: how many claims ran, were not applicable, expected to fail, passed, failed
+        (``name``: the encoder's name as written there, default :attr:`name`)."""
         k = self.counts
-        text = (f"audit of {self.name}: {k['claims']} claims: {k['ran']} ran, {k['not_applicable']} not applicable, "
+        who = self.name if name is None else name
+        text = (f"audit of {who}: {k['claims']} claims: {k['ran']} ran, {k['not_applicable']} not applicable, "
                 f"{k['expected_to_fail']} expected to fail; {k['passed']} passed, {k['failed']} failed, "
                 f"{k['xfail']} XFAIL, {k['xpass']} XPASS, {k['inconclusive']} inconclusive, {k['error']} errors "
                 f"(profile {self.profile}, seed {self.seed}, {self.device}, {self.dtype}; Holm across the "
@@ -216,16 +240,20 @@ class AuditResult:
         })
 
     def to_markdown(self) -> str:
-        """``audit.md``: the summary line and the table."""
-        lines = [f"# udl audit: {self.name}", "", f"Encoder: `{self.encoder!r}`  ",
-                 f"Capabilities: {', '.join(sorted(self.capabilities)) or 'none'}", "", self.summary(), "",
+        """``audit.md``: the title naming the encoder, the summary line and the table. The encoder's
+        name and repr are user text: escaped (:func:`md_text`), so that ``my_mod:make[x]*`` reads
+        as written."""
+        name = md_text(self.name)
+        lines = [f"# udl audit of encoder {name}", "", f"Encoder: {md_code(repr(self.encoder))}  ",
+                 f"Capabilities: {md_text(', '.join(sorted(self.capabilities)) or 'none')}", "",
+                 self.summary(name=name), "",
                  "| claim | outcome | statistic | interval | n | reason |", "|---|---|---|---|---|---|"]
         for c in self.claims.values():
             lo, hi = c.interval if c.interval is not None else (None, None)
             stat = "-" if c.statistic is None else f"{c.statistic_name} = {fmt(c.statistic)}"
             interval = "-" if c.interval is None else f"[{fmt(lo)}, {fmt(hi)}]"
             lines.append(f"| {c.id} | {c.outcome} | {md_cell(stat)} | {interval} | {'-' if c.n is None else c.n} | "
-                         f"{md_cell(c.reason)} |")
+                         f"{md_text(c.reason)} |")
         return "\n".join(lines) + "\n"
 
 
@@ -236,9 +264,10 @@ def _qualname(obj) -> str:
 
 def write_audit(result: AuditResult, out_dir) -> Path:
     """Write an audit directory: the run directory of the claims that ran (``results.json``,
-    ``tables/``, readable by :func:`udl.engine.results.load_run`) plus ``audit.json``, ``audit.csv``
-    and ``audit.md``."""
-    from udl.engine import results
+    ``tables/``, readable by :func:`udl.engine.results.load_run`) plus ``audit.json`` (strict JSON,
+    :mod:`udl.engine.strict_json`), ``audit.csv`` and ``audit.md``. The directory is checked like a
+    run's (:func:`udl.engine.results.check_target`: new, empty, or a complete earlier udl output)."""
+    from udl.engine import results, strict_json
     from udl.engine.files import atomic_write
     from udl.engine.runner import RunResult
 
@@ -247,8 +276,7 @@ def write_audit(result: AuditResult, out_dir) -> Path:
         run = RunResult(profile=result.profile, seed=result.seed, device=result.device, dtype=result.dtype,
                         controls=result.controls, claims={}, started="", wall_seconds=0.0)
     target = results.write_run(run, out_dir)
-    for file, text in (("audit.json", json.dumps(result.to_dict(), sort_keys=True, indent=2, allow_nan=True,
-                                                 ensure_ascii=False) + "\n"),
+    for file, text in (("audit.json", strict_json.dumps(result.to_dict())),
                        ("audit.csv", result.to_frame().to_csv(index=False, lineterminator="\n")),
                        ("audit.md", result.to_markdown())):
         atomic_write(target / file, text)

@@ -13,6 +13,8 @@ from pathlib import Path
 from udl.engine.formatting import fmt_interval, fmt_number
 
 from udl.app.report.document import Doc, bold, code, italic
+from udl.app.report.evidence import (deterministic_checks, evidence_of, hypotheses_block, is_reported_only,
+                                     reported_only, statistic_sentence, verdict_suffix)
 
 __all__ = ["anchor", "build_document", "claim_order", "detail_summary"]
 
@@ -47,6 +49,8 @@ def _fmt_p(value) -> str:
 def _verdict_cell(record: dict) -> str:
     outcome = record.get("outcome") or "ERROR"
     before = record.get("verdict_outcome")
+    if is_reported_only(record) and outcome != "ERROR":
+        return f"{outcome} (reported only; verdict {before})"
     if before and before != outcome:
         return f"{outcome} ({before} before Holm)"
     return outcome
@@ -69,6 +73,8 @@ def _statistic_cell(record: dict) -> str:
 def _interval_cell(record: dict) -> str:
     if record.get("interval") is None:
         return "–"
+    if evidence_of(record) == "deterministic":  # no confidence interval: the tolerance it is checked against
+        return f"tolerance {fmt_number(record.get('threshold'))}"
     threshold = record.get("threshold")
     return fmt_interval(record["interval"]) + (f" vs {fmt_number(threshold)}" if threshold is not None else "")
 
@@ -104,12 +110,13 @@ def _renderer_versions() -> str:
     return ", ".join(out)
 
 
-def _head(doc: Doc, results: dict, order: list[str]) -> None:
-    """Title, one-line summary, the verdict table and the multiple-testing note."""
+def _head(doc: Doc, results: dict, order: list[str], encoder: str | None = None) -> None:
+    """Title (naming the audited encoder of an audit), one-line summary, the verdict table and the
+    multiple-testing note."""
     run = results.get("run") or {}
     claims = results.get("claims") or {}
     summary = results.get("summary") or {}
-    doc.h(1, "udl verification report")
+    doc.h(1, "udl verification report" if encoder is None else f"udl audit of encoder {encoder}")
     counts = ", ".join(f"{n} {o}" for o, n in sorted((summary.get("outcomes") or {}).items()))
     doc.p(f"Profile {run.get('profile')}, root seed {run.get('seed')}, device {run.get('device')}, "
           f"dtype {run.get('dtype')}; {len(order)} claims: {counts or 'none'}. Overall: ",
@@ -119,21 +126,26 @@ def _head(doc: Doc, results: dict, order: list[str]) -> None:
     rows = []
     for cid in order:
         r = claims[cid]
-        rows.append([cid, _verdict_cell(r), _statistic_cell(r), _interval_cell(r), fmt_number(r.get("n")),
-                     fmt_number(r.get("alpha")), fmt_number(r.get("beta")), _control_cell(r)])
-    doc.table(["claim", "verdict", "statistic", "interval", "n", "α", "β", "control"], rows,
-              links={cid: anchor(cid) for cid in order})
+        rows.append([cid, _verdict_cell(r), evidence_of(r), _statistic_cell(r), _interval_cell(r),
+                     fmt_number(r.get("n")), fmt_number(r.get("alpha")), fmt_number(r.get("beta")), _control_cell(r)])
+    links = {cid: anchor(cid) for cid in order}
+    doc.table(["claim", "verdict", "evidence", "statistic", "interval", "n", "α", "β", "control"], rows, links=links)
+    reported_only(doc, claims, order)
     holm = run.get("multiple_testing") or "Holm step-down across the PASS tests of the run"
-    doc.p(bold("Multiple testing: "), f"{holm}. A claim PASSES only if its Holm-adjusted p-value is at most "
-          "its α; the raw and adjusted p-values are given per claim below. A negative control must FAIL "
-          "(✓); one that does not means the claim cannot detect a broken implementation.")
+    doc.p(bold("Statistical evidence, multiple testing: "), f"{holm}. A statistical claim PASSES only if its "
+          "Holm-adjusted p-value is at most its α; the raw and adjusted p-values are given per claim below. A "
+          "negative control must FAIL (✓); one that does not means the claim cannot detect a broken implementation.")
+    deterministic_checks(doc, claims, order, links)
 
 
 def _claim_section(doc: Doc, cid: str, r: dict, drawn: list, notes: list[str], has_figures: bool | None) -> None:
     """One claim: verdict, statement, design, statistic, sub-tests, figures, negative control."""
     doc.h(3, f"{cid} — {r.get('title', '')}", anchor=anchor(cid))
     doc.p(bold(f"Verdict: {_verdict_cell(r)}"), f"  ·  negative control: {_control_cell(r)}  ·  kind: "
-          f"{r.get('kind')}  ·  theorem {r.get('theorem')} (THEOREMS.md §{r.get('theorem')})")
+          f"{r.get('kind')}  ·  theorem {r.get('theorem')} (THEOREMS.md §{r.get('theorem')})", *verdict_suffix(r))
+    if is_reported_only(r):
+        doc.p(bold("Reported, not decided. "), f"{r.get('reason')}; the claim decides at "
+              f"{', '.join(r.get('decides_at') or [])}.")
     doc.p(bold("Statement. "), r.get("statement") or "–")
     cells = r.get("cells") or []
     cell_text = "; ".join(", ".join(f"{k} = {v}" for k, v in c.items()) for c in cells)
@@ -143,7 +155,10 @@ def _claim_section(doc: Doc, cid: str, r: dict, drawn: list, notes: list[str], h
     doc.bullets([[italic("Effect and sample size: "), r.get("effect") or "–"],
                  [italic("Regime: "), r.get("regime") or "–"],
                  [italic("Cells: "), cell_text or "–"]])
-    if r.get("statistic") is not None:
+    hypotheses_block(doc, r)
+    if statistic_sentence(r) is not None:
+        doc.p(bold("Statistic. "), statistic_sentence(r))
+    elif r.get("statistic") is not None:
         doc.p(bold("Statistic. "), f"{r.get('statistic_name')} = {fmt_number(r.get('statistic'))}, interval "
               f"{fmt_interval(r.get('interval'))} against threshold {fmt_number(r.get('threshold'))}, n = "
               f"{r.get('n')}; p raw = {_fmt_p(r.get('p_raw'))}, Holm-adjusted p = {_fmt_p(r.get('p_adjusted'))}"
@@ -160,8 +175,10 @@ def _claim_section(doc: Doc, cid: str, r: dict, drawn: list, notes: list[str], h
     extra = detail_summary(r.get("detail") or {})
     if extra:
         doc.p(italic("Other recorded numbers: "), extra)
-    for path, spec, suffix in drawn:
-        doc.image(path, Path(path).stem, f"Figure {Path(path).stem}. {spec.caption}{suffix}")
+    for d in drawn:
+        stem = Path(d.path).stem
+        doc.image(d.path, stem, f"Figure {stem}. {d.spec.caption}{d.suffix}",
+                  links=[(Path(v).suffix.lstrip(".").upper(), v) for v in d.vectors])
     if has_figures is False:
         doc.p(italic(f"No figure is defined for claim {cid}."))
     for note in notes:
@@ -211,7 +228,7 @@ def _provenance(doc: Doc, results: dict) -> None:
     doc.table(["item", "value"], prow)
 
 
-def build_document(results: dict, drawn: dict, notes: dict, has_figures: dict) -> Doc:
+def build_document(results: dict, drawn: dict, notes: dict, has_figures: dict, *, encoder: str | None = None) -> Doc:
     """The report of a stored run as a document.
 
     Parameters
@@ -219,12 +236,15 @@ def build_document(results: dict, drawn: dict, notes: dict, has_figures: dict) -
     results : dict
         The parsed ``results.json``.
     drawn : dict
-        ``{claim id: [(relative PNG path, FigureSpec, caption suffix), ...]}``.
+        ``{claim id: [Drawn, ...]}`` (:class:`udl.app.report.figures.Drawn`: relative PNG path,
+        FigureSpec, caption suffix, relative vector paths).
     notes : dict
         ``{claim id: [note, ...]}``: figures skipped or failed.
     has_figures : dict
         ``{claim id: bool or None}``: whether the claim defines figures (None: the claim was
         not found, which a note says).
+    encoder : str, optional
+        The audited encoder's name, for the report of an audit directory (None: a verification run).
 
     Returns
     -------
@@ -233,7 +253,7 @@ def build_document(results: dict, drawn: dict, notes: dict, has_figures: dict) -
     doc = Doc()
     claims = results.get("claims") or {}
     order = claim_order(results)
-    _head(doc, results, order)
+    _head(doc, results, order, encoder)
     theorem = None
     for cid in order:
         r = claims[cid]

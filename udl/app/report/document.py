@@ -13,7 +13,7 @@ class Doc:
 
     A block is a tuple whose first item names its kind: ``("h", level, text, anchor)``,
     ``("p", runs)``, ``("table", header, rows, links)``, ``("ul", items)``,
-    ``("img", path, alt, caption)`` or ``("code", text)``. A *run* is plain text or a styled
+    ``("img", path, alt, caption, links)`` or ``("code", text)``. A *run* is plain text or a styled
     pair from :func:`bold`, :func:`italic`, :func:`code`.
     """
 
@@ -35,9 +35,10 @@ class Doc:
         """A bullet list; each item a sequence of runs."""
         self.blocks.append(("ul", items))
 
-    def image(self, path: str, alt: str, caption: str):
-        """A figure: the PNG at ``path`` (relative to the report) with its caption."""
-        self.blocks.append(("img", path, alt, caption))
+    def image(self, path: str, alt: str, caption: str, links: tuple = ()):
+        """A figure: the PNG at ``path`` (relative to the report) with its caption, and ``links``
+        ``(name, path)`` to other files of it (its vector copies)."""
+        self.blocks.append(("img", path, alt, caption, tuple(links)))
 
     def code(self, text: str):
         """A preformatted block."""

@@ -7,6 +7,9 @@ False) — of one parameter cell at a time unless it is marked ``per_cell=False`
 (:class:`udl.engine.plotting.FigureInput`). A figure that cannot be drawn never loses the run: a
 claim missing from the package, a missing table, a :class:`~udl.engine.plotting.FigureSkipped` or
 any error while drawing becomes a note in the report.
+
+Each figure is saved as ``<claim>-<name>.png`` at the report's resolution and, next to it, in
+the vector formats asked for (:func:`udl.engine.figure_files.save_figure`; PDF by default).
 """
 
 from __future__ import annotations
@@ -14,24 +17,35 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from udl.engine import plotting
 from udl.engine.discovery import DEFAULT_PACKAGE, discover
 from udl.engine.anatomy import ClaimDefinitionError
-from udl.engine.plotting import FigureInput, FigureSkipped
+from udl.engine.figure_files import DPI, VECTOR_DEFAULT, save_figure
+from udl.engine.plotting import FigureInput, FigureSkipped, FigureSpec
 
 from udl.app.report.content import claim_order
 
-__all__ = ["DrawnFigures", "claims_package_of", "draw_figures", "load_claims"]
+__all__ = ["Drawn", "DrawnFigures", "claims_package_of", "draw_figures", "load_claims"]
+
+
+class Drawn(NamedTuple):
+    """One picture drawn: its PNG and vector files (paths relative to the report), figure, caption suffix."""
+
+    path: str
+    spec: FigureSpec
+    suffix: str
+    vectors: tuple[str, ...] = ()
 
 
 @dataclass
 class DrawnFigures:
     """What :func:`draw_figures` did, by claim id."""
 
-    #: ``{cid: [(relative PNG path, FigureSpec, caption suffix), ...]}``
+    #: ``{cid: [Drawn, ...]}``
     drawn: dict[str, list] = field(default_factory=dict)
     #: ``{cid: [note, ...]}``: figures skipped or failed, with the reason.
     notes: dict[str, list[str]] = field(default_factory=dict)
@@ -94,7 +108,7 @@ def _jobs(cid: str, spec, record: dict, main: pd.DataFrame, control: pd.DataFram
 
 
 def _draw_claim(out: DrawnFigures, cid: str, specs: list, record: dict, table, stored_results: dict,
-                figures_dir: Path, rel: str) -> None:
+                figures_dir: Path, rel: str, save) -> None:
     """Draw every figure of one claim into ``figures_dir``; record paths and notes in ``out``."""
     if table is None:
         out.notes[cid].append("figures skipped: no table was stored for this claim"
@@ -107,8 +121,9 @@ def _draw_claim(out: DrawnFigures, cid: str, specs: list, record: dict, table, s
             try:
                 fig = spec.draw(fi)
                 plotting.tidy(fig)
-                plotting.save_png(fig, figures_dir / f"{stem}.png")
-                out.drawn[cid].append((f"{rel}/{stem}.png", spec, suffix))
+                png, *vectors = save(fig, figures_dir / stem)
+                out.drawn[cid].append(Drawn(f"{rel}/{png.name}", spec, suffix,
+                                            tuple(f"{rel}/{v.name}" for v in vectors)))
             except FigureSkipped as exc:
                 out.notes[cid].append(f"figure '{stem}' skipped: {exc}")
             except Exception as exc:  # a figure must never lose a run
@@ -117,7 +132,8 @@ def _draw_claim(out: DrawnFigures, cid: str, specs: list, record: dict, table, s
                                       f"({Path(where.filename).name}:{where.lineno})")
 
 
-def draw_figures(stored, figures_dir: Path, rel: str, claims_package: str | None = None) -> DrawnFigures:
+def draw_figures(stored, figures_dir: Path, rel: str, claims_package: str | None = None, *,
+                 dpi: int = DPI, vector: str = VECTOR_DEFAULT) -> DrawnFigures:
     """Draw the figures of every claim of a stored run.
 
     Parameters
@@ -130,12 +146,19 @@ def draw_figures(stored, figures_dir: Path, rel: str, claims_package: str | None
         The directory's path relative to the report (used in the returned paths).
     claims_package : str, optional
         Where the claims (and so their figures) are found; default :func:`claims_package_of`.
+    dpi : int
+        Resolution of the PNGs (:data:`udl.engine.figure_files.DPI_RANGE`).
+    vector : str
+        Vector copies written next to each PNG: ``"pdf"`` (default), ``"svg"``, ``"both"``, ``"none"``.
 
     Returns
     -------
     DrawnFigures
     """
     import matplotlib
+
+    def save(fig, stem):
+        return save_figure(fig, stem, dpi=dpi, vector=vector)
 
     package = claims_package or claims_package_of(stored.results)
     available, problems = load_claims(package)
@@ -159,5 +182,5 @@ def draw_figures(stored, figures_dir: Path, rel: str, claims_package: str | None
             out.has_figures[cid] = bool(specs)
             if specs:
                 _draw_claim(out, cid, specs, records[cid], stored.tables.get(cid), stored.results,
-                            figures_dir, rel)
+                            figures_dir, rel, save)
     return out

@@ -9,9 +9,17 @@ from udl.app.report.document import Doc
 __all__ = ["escape", "to_markdown"]
 
 
-def escape(text: str, *, table: bool = False) -> str:
-    """Escape what Markdown would misread in prose: backslashes, ``*`` (g*, z*), HTML-tag starts."""
+#: What else Markdown may read as syntax in a heading (which holds user text: claim titles, an
+#: audited encoder's name such as ``my_mod:make[x]*``): code, emphasis, links.
+_HEADING_SPECIAL = re.compile(r"([`_\[\]])")
+
+
+def escape(text: str, *, table: bool = False, heading: bool = False) -> str:
+    """Escape what Markdown would misread in prose: backslashes, ``*`` (g*, z*), HTML-tag starts;
+    in a ``heading`` also backticks, underscores and brackets."""
     text = str(text).replace("\\", "\\\\").replace("*", "\\*")
+    if heading:
+        text = _HEADING_SPECIAL.sub(r"\\\1", text)
     text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
     if table:
         text = text.replace("|", "\\|").replace("\n", " ")
@@ -47,7 +55,7 @@ def to_markdown(doc: Doc) -> str:
             if anchor:
                 lines.append(f'<a id="{anchor}"></a>')
                 lines.append("")
-            lines.append("#" * level + " " + escape(text))
+            lines.append("#" * level + " " + escape(text, heading=True))
         elif kind == "p":
             lines.append(_runs(block[1]))
         elif kind == "table":
@@ -66,10 +74,12 @@ def to_markdown(doc: Doc) -> str:
             for item in block[1]:
                 lines.append("- " + _runs(item))
         elif kind == "img":
-            _, path, alt, caption = block
+            _, path, alt, caption, links = block
             lines.append(f"![{escape(alt)}]({path})")
             lines.append("")
-            lines.append("*" + escape(caption) + "*")
+            lines.append("*" + escape(caption) + "*"
+                         + (" Vector: " + " · ".join(f"[{name}]({target})" for name, target in links) + "."
+                            if links else ""))
         elif kind == "code":
             lines.append("```")
             lines.extend(block[1].rstrip("\n").splitlines())

@@ -28,6 +28,19 @@ Conventions (the same for every rule)
 
 Everything is built on :mod:`scipy.stats`; no distribution is written by hand.
 
+Deterministic checks and degenerate samples
+-------------------------------------------
+- An exact (algebraic) consequence is decided by :func:`deterministic_check`: PASS when every
+  value is within the tolerance (a stated rounding budget), FAIL otherwise, never
+  INCONCLUSIVE; its verdict has ``evidence="deterministic"``, a NaN p-value, and stays out of
+  the Holm family. Every other rule gives ``evidence="statistical"``.
+- A rule that estimates a spread (:func:`mean_test`, :func:`slope_test`) raises
+  :class:`DegenerateSampleError` when n >= 2 instances have zero spread (identical values, or
+  points exactly on a line) instead of returning a zero-width interval; the claim ends in ERROR.
+- A verdict may carry :class:`Prediction` s (:func:`prediction`: the theory's value against the
+  estimate and its interval, contained or not); a claim reports :class:`Hypothesis` es
+  (:func:`hypothesis`) per cell. Neither decides anything.
+
 Modules
 -------
 - :mod:`~udl.engine.stats.verdict`: :class:`Verdict`, :func:`classify`, the shared argument checks.
@@ -35,6 +48,9 @@ Modules
 - :mod:`~udl.engine.stats.paired`: :func:`sign_test`, :func:`wilcoxon_test`.
 - :mod:`~udl.engine.stats.means`: :func:`mean_test`, :func:`slope_test`, :func:`group_slopes`.
 - :mod:`~udl.engine.stats.identity`: :func:`identity_test`.
+- :mod:`~udl.engine.stats.deterministic`: :func:`deterministic_check`.
+- :mod:`~udl.engine.stats.predictions`: :class:`Prediction`, :func:`prediction`, :class:`Hypothesis`,
+  :func:`hypothesis`.
 - :mod:`~udl.engine.stats.multiple`: :func:`holm`, :func:`all_of`.
 - :mod:`~udl.engine.stats.power`: the power and sample-size helpers.
 
@@ -42,18 +58,28 @@ Claims use the names re-exported here (``from udl.engine import stats``; ``stats
 """
 
 from udl.engine.stats.binomial import clopper_pearson, rate_test
+from udl.engine.stats.deterministic import deterministic_check
 from udl.engine.stats.identity import identity_test
 from udl.engine.stats.means import MIN_SLOPE_POINTS, group_slopes, mean_test, slope_test
 from udl.engine.stats.multiple import all_of, holm
 from udl.engine.stats.paired import WALSH_ALL, WALSH_BATCH, WILCOXON_EXACT_MAX_N, sign_test, wilcoxon_test
 from udl.engine.stats.power import (N_MAX, binomial_n, binomial_power, identity_n, sign_test_n, t_test_n,
                                     t_test_power)
-from udl.engine.stats.verdict import OUTCOMES, SIDES, Verdict, classify, to_builtin
+from udl.engine.stats.predictions import HYPOTHESIS_SIDES, Hypothesis, Prediction, hypothesis, prediction
+from udl.engine.stats.verdict import EVIDENCE, OUTCOMES, SIDES, DegenerateSampleError, Verdict, classify, to_builtin
 
 __all__ = [
     "OUTCOMES",
     "SIDES",
+    "EVIDENCE",
     "Verdict",
+    "DegenerateSampleError",
+    "deterministic_check",
+    "Prediction",
+    "prediction",
+    "Hypothesis",
+    "hypothesis",
+    "HYPOTHESIS_SIDES",
     "classify",
     "to_builtin",
     "clopper_pearson",

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from udl.engine.stats.verdict import Verdict, check_alpha, check_side, classify, finite_array
+from udl.engine.stats.verdict import (Verdict, check_alpha, check_side, classify, degenerate_verdict, finite_array,
+                                      has_zero_spread)
 
 __all__ = ["mean_test", "slope_test", "group_slopes", "MIN_SLOPE_POINTS"]
 
@@ -27,6 +28,10 @@ def _t_verdict(estimate: float, se: float, df: float, *, threshold: float, alpha
                margin: float | None, name: str, n: int, detail: dict) -> Verdict:
     alpha = check_alpha(alpha)
     check_side(side)
+    if has_zero_spread(se, estimate):  # no interval: FAIL on a common counterexample, else an error
+        return degenerate_verdict(estimate, threshold=threshold, side=side, margin=margin, name=name, n=n,
+                                  detail={"alpha": alpha, "standard_error": float(se), "df": float(df),
+                                          **({} if margin is None else {"margin": float(margin)}), **detail})
     quantile = float(_st.t.ppf(1.0 - alpha, df))
     interval = (estimate - quantile * se, estimate + quantile * se)
     above = lambda null: _t_pvalue_above(estimate, null, se, df)  # noqa: E731
@@ -71,6 +76,12 @@ def mean_test(values, *, threshold: float, alpha: float = 0.01, side: str = "gre
     -------
     Verdict
         Statistic: the sample mean, t interval with n − 1 degrees of freedom.
+
+    Raises
+    ------
+    DegenerateSampleError
+        The values have zero spread (up to rounding) and their common value is not on the
+        failing side; on the failing side the verdict is FAIL (:func:`degenerate_verdict`).
     """
     v = finite_array(values, "values")
     if v.size < 2:
@@ -108,6 +119,12 @@ def slope_test(x, y, *, threshold: float, alpha: float = 0.01, side: str = "less
     -------
     Verdict
         Statistic: the slope from ``scipy.stats.linregress``; interval slope ± t_{1−α, k−2}·se.
+
+    Raises
+    ------
+    DegenerateSampleError
+        The points lie exactly on a line (zero residual spread up to rounding) with a slope not
+        on the failing side; on the failing side the verdict is FAIL (:func:`degenerate_verdict`).
     """
     xs, ys = finite_array(x, "x"), finite_array(y, "y")
     if xs.size != ys.size:

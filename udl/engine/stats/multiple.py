@@ -4,6 +4,7 @@ intersection–union combination of the parts of one claim.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
@@ -53,6 +54,9 @@ def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> 
     Returns
     -------
     Verdict
+        ``evidence`` is ``"deterministic"`` when every part is a deterministic check, else
+        ``"statistical"``; ``predictions`` are those of the parts, in part order. When every
+        part is deterministic the outcome is PASS or FAIL and ``p_value`` is NaN.
     """
     names = list(parts)
     failing = [k for k in names if parts[k].outcome == "FAIL"]
@@ -61,12 +65,17 @@ def all_of(parts: dict, *, n: int, alpha: float, primary: str | None = None) -> 
         decisive = min(failing, key=lambda k: parts[k].detail.get("p_fail", 0.0))
     else:
         outcome = "PASS" if all(parts[k].outcome == "PASS" for k in names) else "INCONCLUSIVE"
-        decisive = max(names, key=lambda k: parts[k].p_value)
+        # the weakest statistical part (a deterministic part has no p-value to compare)
+        decisive = max(names, key=lambda k: parts[k].p_value if parts[k].evidence == "statistical" else -1.0)
         if outcome == "PASS" and primary is not None:
             decisive = primary
     v = parts[decisive]
     p_fail = min(1.0, len(names) * min(parts[k].detail.get("p_fail", 1.0) for k in names))
+    deterministic = all(parts[k].evidence == "deterministic" for k in names)
+    statistical = [parts[k].p_value for k in names if parts[k].evidence == "statistical"]
     return Verdict(outcome, v.statistic, f"{v.statistic_name} [{decisive}]", v.interval, v.threshold, n,
-                   max(parts[k].p_value for k in names),
+                   math.nan if deterministic else max(statistical),
                    {"decisive": decisive, "p_fail": p_fail, "alpha": alpha,
-                    "parts": {k: parts[k].to_dict() for k in names}})
+                    "parts": {k: parts[k].to_dict() for k in names}},
+                   evidence="deterministic" if deterministic else "statistical",
+                   predictions=tuple(p for k in names for p in parts[k].predictions))

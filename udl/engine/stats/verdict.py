@@ -13,11 +13,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OUTCOMES", "SIDES", "Verdict", "classify", "to_builtin",
-           "check_alpha", "check_side", "opposite", "finite_array"]
+from udl.engine.stats.predictions import Prediction
+
+__all__ = ["OUTCOMES", "SIDES", "EVIDENCE", "Verdict", "DegenerateSampleError", "classify", "to_builtin",
+           "check_alpha", "check_side", "opposite", "finite_array", "has_zero_spread", "degenerate_verdict",
+           "ZERO_SPREAD_RTOL"]
 
 OUTCOMES = ("PASS", "FAIL", "INCONCLUSIVE")
 SIDES = ("greater", "less", "equal")
+#: What a verdict rests on: a statistical test of independent instances (a confidence interval
+#: and a p-value, in the run's Holm family), or a deterministic check of an exact consequence
+#: against a stated rounding budget (:func:`~udl.engine.stats.deterministic.deterministic_check`:
+#: no p-value, never INCONCLUSIVE, not in the Holm family).
+EVIDENCE = ("statistical", "deterministic")
+#: A standard error at most this fraction of its estimate is rounding, not sampling spread:
+#: averaging n copies of one float leaves ~n ulps behind, 64 ulps covers n up to thousands
+#: while any real sample's relative spread is many orders of magnitude larger.
+ZERO_SPREAD_RTOL = 64 * float(np.finfo(np.float64).eps)
+
+
+class DegenerateSampleError(ValueError):
+    """A decision would rest on n >= 2 instances with zero spread: they are not independent.
+
+    Raised by the rules that estimate a spread (:func:`~udl.engine.stats.means.mean_test`,
+    :func:`~udl.engine.stats.means.slope_test`, through :func:`degenerate_verdict`) instead of
+    a PASS or INCONCLUSIVE with a zero-width interval, and by the runner's independence check
+    (:mod:`udl.engine.independence`); the runner records the claim as ERROR with this message.
+    """
 
 
 def to_builtin(value):
@@ -65,6 +87,13 @@ class Verdict:
     detail : dict
         Extra JSON-serialisable numbers (sub-tests, effect sizes); numpy scalars are
         converted to Python builtins.
+    evidence : {"statistical", "deterministic"}
+        What the verdict rests on (:data:`EVIDENCE`); ``"deterministic"`` only from
+        :func:`~udl.engine.stats.deterministic.deterministic_check` (or :func:`all_of` of such).
+    predictions : tuple of Prediction
+        The theory's predicted values against the measured estimates
+        (:func:`~udl.engine.stats.predictions.prediction`); reported, never decided on. Dicts
+        (from :meth:`to_dict`) are converted.
     """
 
     outcome: str
@@ -75,10 +104,19 @@ class Verdict:
     n: int
     p_value: float
     detail: dict = field(default_factory=dict)
+    evidence: str = "statistical"
+    predictions: tuple[Prediction, ...] = ()
 
     def __post_init__(self):
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome {self.outcome!r} is not one of {OUTCOMES}")
+        if self.evidence not in EVIDENCE:
+            raise ValueError(f"evidence {self.evidence!r} is not one of {EVIDENCE}")
+        if self.evidence == "deterministic" and self.outcome == "INCONCLUSIVE":
+            raise ValueError("a deterministic verdict is PASS or FAIL, never INCONCLUSIVE")
+        if isinstance(self.predictions, (Prediction, dict)) or not isinstance(self.predictions, (list, tuple)):
+            raise ValueError(f"predictions must be a list or tuple of Prediction, got {self.predictions!r}")
+        object.__setattr__(self, "predictions", tuple(Prediction.from_dict(p) for p in self.predictions))
         interval = tuple(float(v) for v in self.interval)
         if len(interval) != 2:
             raise ValueError(f"interval must have two ends, got {self.interval!r}")
@@ -106,11 +144,14 @@ class Verdict:
             "n": self.n,
             "p_value": self.p_value,
             "detail": self.detail,
+            "evidence": self.evidence,
+            "predictions": [p.to_dict() for p in self.predictions],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Verdict":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (records without ``evidence`` or ``predictions`` read as
+        statistical, without predictions)."""
         return cls(**{**data, "interval": tuple(data["interval"])})
 
 
@@ -142,6 +183,36 @@ def finite_array(values, what: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or inf (a simulation bug, not a statistic)")
     return array
+
+
+def has_zero_spread(spread: float, scale: float) -> bool:
+    """Whether a spread (a standard error) is zero up to rounding relative to ``scale`` (the
+    estimate): ``spread <= ZERO_SPREAD_RTOL · |scale|`` (also for a zero or NaN spread)."""
+    return not float(spread) > ZERO_SPREAD_RTOL * abs(float(scale))
+
+
+def degenerate_verdict(value: float, *, threshold: float, side: str, margin: float | None, name: str, n: int,
+                       detail: dict) -> Verdict:
+    """The verdict of a spread-estimating rule whose n instances all give the same ``value``.
+
+    With zero spread no confidence interval exists. When ``value`` lies on the failing side of
+    the claim (outside θ₀ ± margin for ``"equal"``), every instance is the same counterexample:
+    FAIL, with the zero-width interval ``(value, value)``, ``p_value`` 1 and ``p_fail`` 0.
+    Otherwise (a value on the claim's side, or on the threshold) nothing can be decided.
+
+    Raises
+    ------
+    DegenerateSampleError
+        ``value`` is not on the failing side: a statistical rule never PASSES (nor stays
+        INCONCLUSIVE) on a sample without spread.
+    """
+    if classify((value, value), threshold, side, margin) == "FAIL":
+        return Verdict("FAIL", value, name, (value, value), threshold, n, 1.0,
+                       {**detail, "side": side, "p_fail": 0.0, "zero_spread": True})
+    raise DegenerateSampleError(
+        f"instances are not independent: {name} is {value!r} on all {n} instances with zero spread (up to "
+        "rounding), so no interval exists; a statistical rule cannot decide from copies of one instance "
+        "(does simulate use seeds[i]?), and an exact consequence is decided with stats.deterministic_check")
 
 
 def classify(interval: tuple[float, float], threshold: float, side: str = "greater",
