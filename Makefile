@@ -29,4 +29,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_gradients.py
 
 report: $(VENV)/.installed
-	$(VENV)/bin/udl verify --out reports/reference --no-cache --keep-going $(ARGS)
+	$(VENV)/bin/udl verify --out reports/reference --no-cache --keep-going --vector none $(ARGS)

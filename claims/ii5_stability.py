@@ -538,13 +538,18 @@ class GradientStability(Claim):
         t = fi.table
         fi.need("ratio", "T", "estimator", "g_norm")
         ratios = sorted(t["ratio"].unique())
-        fig, axes = plot.new_figure(len(ratios))
+        ncols = min(3, len(ratios))                  # at most three panels a row: readable at page width
+        nrows = -(-len(ratios) // ncols)
+        fig, axes = plot.new_figure(ncols, nrows, width=4.6 * ncols, height=3.4)
+        for ax in axes[len(ratios):]:
+            ax.set_visible(False)
         for ax, q in zip(axes, ratios):
             plot.by_estimator(ax, plot.finite(t[t["ratio"] == q], "g_norm", positive=True), "T", "g_norm")
             ax.set_yscale("log")
             ax.set_xlabel("layers T")
             ax.set_title(f"r = {BOUNDARY * q:g}")
-        axes[0].set_ylabel(r"$\|g_T\|_F$")
+        for ax in axes[::ncols]:
+            ax.set_ylabel(r"$\|g_T\|_F$")
         plot.legend(axes[0], title=plot.band_note(plot.instances_of(t)), title_fontsize=8)
         return fig
 

@@ -35,7 +35,6 @@ import argparse
 import re
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from udl.app.options import (DEFAULT_PACKAGE, DTYPES, EXIT_INTERRUPTED, EXIT_NOT_OK, EXIT_OK, PROFILES, UsageError,
@@ -265,37 +264,13 @@ def check_out(out: str | Path) -> Path:
 def write_calibration(document: dict, out: str | Path) -> Path:
     """Write calibration.json, .csv and .md into ``out`` atomically: a staging directory beside it,
     swapped into place (an earlier calibration there is replaced only once the new one is complete)."""
-    import os
-    import shutil
 
-    from udl.engine.files import atomic_write, discard_directory
+    from udl.engine.files import write_directory
     from udl.engine.results import dumps
 
     target = check_out(out)
-    parent = target.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
-        atomic_write(staging / CALIBRATION_CSV, to_csv(document))
-        atomic_write(staging / CALIBRATION_MD, to_markdown(document))
-        atomic_write(staging / CALIBRATION_JSON, dumps(document))
-        aside = None
-        if target.exists():
-            aside = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, aside)
-        try:
-            os.replace(staging, target)
-        except BaseException:
-            if aside is not None:
-                os.replace(aside, target)
-            raise
-        if aside is not None:
-            discard_directory(aside, CALIBRATION_FILES)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return write_directory(target, {CALIBRATION_CSV: to_csv(document), CALIBRATION_MD: to_markdown(document),
+                                    CALIBRATION_JSON: dumps(document)}, CALIBRATION_FILES)
 
 
 # --------------------------------------------------------------------------- command line

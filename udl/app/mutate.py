@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -330,36 +329,13 @@ def check_out(out: str | Path) -> Path:
 def write_matrix(matrix: KillMatrix, out: str | Path) -> Path:
     """Write the three files into ``out`` atomically: a staging directory beside it, swapped into place
     (an earlier kill matrix there is replaced only once the new one is complete)."""
-    import os
-    import shutil
 
-    from udl.engine.files import atomic_write, discard_directory
+    from udl.engine.files import write_directory
 
     target = check_out(out)
-    parent = target.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
-        atomic_write(staging / MATRIX_CSV, _matrix_frame(matrix).to_csv(index=False, lineterminator="\n"))
-        atomic_write(staging / CELLS_CSV, _cells_frame(matrix).to_csv(index=False, lineterminator="\n"))
-        atomic_write(staging / MATRIX_MD, to_markdown(matrix))
-        aside = None
-        if target.exists():
-            aside = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, aside)
-        try:
-            os.replace(staging, target)
-        except BaseException:
-            if aside is not None:
-                os.replace(aside, target)
-            raise
-        if aside is not None:
-            discard_directory(aside, MATRIX_FILES)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return write_directory(target, {MATRIX_CSV: _matrix_frame(matrix).to_csv(index=False, lineterminator="\n"),
+                                    CELLS_CSV: _cells_frame(matrix).to_csv(index=False, lineterminator="\n"),
+                                    MATRIX_MD: to_markdown(matrix)}, MATRIX_FILES)
 
 
 # --------------------------------------------------------------------------- command line

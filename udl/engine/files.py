@@ -210,3 +210,44 @@ def discard_directory(directory: str | Path, layout: Mapping[str, tuple[str, ...
         return foreign
     shutil.rmtree(directory, ignore_errors=True)
     return []
+
+
+def write_directory(target: str | Path, files: Mapping[str, bytes | str],
+                    layout: Mapping[str, tuple[str, ...] | None]) -> Path:
+    """Write a small output directory (``files``: name → content) atomically over ``target``.
+
+    The files are written into a staging directory beside ``target``, which is then swapped into
+    place; an earlier ``target`` is moved aside first and deleted entry by entry afterwards (only
+    the entries of ``layout``: :func:`discard_directory`), and put back if the swap fails. A
+    failure at any point leaves ``target`` as it was and no staging directory behind. The caller
+    checks beforehand that ``target`` may be replaced (:func:`check_replaceable`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``target``.
+    """
+    target = Path(target)
+    parent = target.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        for name, data in files.items():
+            atomic_write(staging / name, data)
+        aside = None
+        if target.exists():
+            aside = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, aside)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, target)
+            raise
+        if aside is not None:
+            discard_directory(aside, layout)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

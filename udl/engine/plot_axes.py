@@ -21,7 +21,8 @@ LOG_END_GAP = 0.2
 
 
 def _plain(value, _pos=None) -> str:
-    return f"{value:g}"
+    """A tick label: at most 4 significant digits (a √2-spaced grid reads 0.07071, not 0.0707107)."""
+    return f"{value:.4g}"
 
 
 #: Mantissas of the log ticks, sparsest first: the first set that puts two ticks on the axis and

@@ -9,9 +9,6 @@ missing capabilities; anything else gets a generic sentence built from the verdi
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -20,7 +17,7 @@ from udl.app.audit.encoders import encoder_name, load_encoder, shipped_encoders
 from udl.app.audit.results import NOT_APPLICABLE, AuditResult, fmt, md_cell
 from udl.app.options import AUDIT_PROFILE
 from udl.engine.defaults import DEFAULT_PACKAGE
-from udl.engine.files import OutputPathError, atomic_write, check_replaceable, check_writable, discard_directory
+from udl.engine.files import OutputPathError, check_replaceable, check_writable, write_directory
 from udl.engine.sentences import audit_sentence
 
 if TYPE_CHECKING:
@@ -230,21 +227,7 @@ def check_matrix_target(out_dir) -> Path:
 def write_matrix(cells: pd.DataFrame, out_dir, *, profile: str, seed: int, note: str | None = None) -> Path:
     """Write ``matrix.csv`` (claims × encoders), ``cells.csv`` (tidy) and ``matrix.md`` atomically."""
     target = check_matrix_target(out_dir)
-    target.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = target.absolute().parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
-        atomic_write(staging / "matrix.csv", matrix_grid(cells).to_csv(index_label="claim", lineterminator="\n"))
-        atomic_write(staging / "cells.csv", cells.to_csv(index=False, lineterminator="\n"))
-        atomic_write(staging / "matrix.md", matrix_markdown(cells, profile=profile, seed=seed, note=note))
-        if target.exists():
-            aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, aside)
-            os.replace(staging, target)
-            discard_directory(aside, MATRIX_LAYOUT)  # only the matrix's own files are deleted
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return write_directory(target, {
+        "matrix.csv": matrix_grid(cells).to_csv(index_label="claim", lineterminator="\n"),
+        "cells.csv": cells.to_csv(index=False, lineterminator="\n"),
+        "matrix.md": matrix_markdown(cells, profile=profile, seed=seed, note=note)}, MATRIX_LAYOUT)
