@@ -1,6 +1,6 @@
 """udl.make_instances and the data helpers (normalize_columns, coherence).
 
-Every test here checks a property the theorems assume of the data (THEOREMS.md, "Setting"):
+Every test here checks a property the theorems assume of the data (docs/theory.md, "Setting"):
 unit-norm atoms, exactly s-sparse codes with amplitudes in [a, b], the sign convention, the
 initial dictionary's distance to D*, and the reproducibility contract of the seeds.
 """

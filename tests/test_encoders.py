@@ -11,7 +11,7 @@ ATOL = 1e-12      # float64, O(1) codes, tens of layers of p×p products
 
 
 def _ref_ista(X, D, lam, step, T, threshold=None):
-    """z_{t+1} = P(z_t − α Dᵀ(D z_t − x)) from z_0 = 0, written as in THEOREMS.md."""
+    """z_{t+1} = P(z_t − α Dᵀ(D z_t − x)) from z_0 = 0, written as in docs/theory.md."""
     threshold = threshold or (lambda v, t: torch.sign(v) * torch.clamp(v.abs() - step * lam, min=0))
     Z = torch.zeros(D.shape[:-2] + (D.shape[-1], X.shape[-1]), dtype=X.dtype)
     path = [Z]

@@ -1,4 +1,4 @@
-"""The three gradient estimators (THEOREMS.md, "Gradients with respect to D"), tested three ways:
+"""The three gradient estimators (docs/theory.md, "Gradients with respect to D"), tested three ways:
 closed form, central finite differences, autodiff; plus their limit ĝ as T grows (Thm II.3a).
 
 Only the public API is used (udl.gradient / udl.gradients / udl.ista / udl.lasso_gradient), so
@@ -20,7 +20,7 @@ FD_RTOL = 1e-6
 
 
 def _loss(X, D, Z, kind, lam=LAM):
-    """The losses of THEOREMS.md, averaged over the n examples."""
+    """The losses of docs/theory.md, averaged over the n examples."""
     n = X.shape[-1]
     ls = 0.5 * (X - D @ Z).square().sum() / n
     return ls + lam * Z.abs().sum() / n if kind == "ae-lasso" else ls
@@ -115,7 +115,7 @@ def test_dec_closed_form_equals_autograd_with_detached_code():
     loss = sum(_loss(X[b], D_[b], Z[b], "ae-ls") for b in range(2))
     (auto,) = torch.autograd.grad(loss, D_)
     torch.testing.assert_close(g, auto, rtol=1e-12, atol=1e-14)
-    # and the formula of THEOREMS.md: (D Z_T − X) Z_Tᵀ / n
+    # and the formula of docs/theory.md: (D Z_T − X) Z_Tᵀ / n
     torch.testing.assert_close(g, (D @ Z - X) @ Z.mT / X.shape[-1], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(udl.decoder_gradient(X, D, Z), g, rtol=1e-12, atol=1e-14)
 

@@ -100,7 +100,7 @@ def test_reconstruction_coefficients_reconstruct(omega):
 
 def test_mean_loss_scaling():
     # With the mean-over-examples loss ½‖X − DZ‖²/n + (ω'/2)‖D‖², the minimiser is the
-    # stationary dictionary at ω = n·ω' (THEOREMS.md II.4b "mind the scaling").
+    # stationary dictionary at ω = n·ω' (docs/theory.md II.4b "mind the scaling").
     X, Z = _codes("lasso")
     n, w = X.shape[-1], 0.02
     D_t = udl.stationary_dictionary(X, Z, omega=n * w).requires_grad_(True)

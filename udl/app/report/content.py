@@ -142,7 +142,7 @@ def _claim_section(doc: Doc, cid: str, r: dict, drawn: list, notes: list[str], h
     """One claim: verdict, statement, design, statistic, sub-tests, figures, negative control."""
     doc.h(3, f"{cid} — {r.get('title', '')}", anchor=anchor(cid))
     doc.p(bold(f"Verdict: {_verdict_cell(r)}"), f"  ·  negative control: {_control_cell(r)}  ·  kind: "
-          f"{r.get('kind')}  ·  theorem {r.get('theorem')} (THEOREMS.md §{r.get('theorem')})", *verdict_suffix(r))
+          f"{r.get('kind')}  ·  theorem {r.get('theorem')} (docs/theory.md)", *verdict_suffix(r))
     if is_reported_only(r):
         doc.p(bold("Reported, not decided. "), f"{r.get('reason')}; the claim decides at "
               f"{', '.join(r.get('decides_at') or [])}.")
