@@ -79,6 +79,10 @@ def formats_of(vector: str) -> tuple[str, ...]:
     return (RASTER_FORMAT, *extra)
 
 
+#: The fontTools logger of a font's 'head' table (see :func:`save_figure`).
+FONT_HEAD_LOGGER = "fontTools.ttLib.tables._h_e_a_d"
+
+
 def save_figure(fig, stem: str | Path, *, dpi: int = DPI, vector: str = VECTOR_DEFAULT) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` at ``dpi`` and in the vector formats of ``vector``.
 
@@ -98,14 +102,24 @@ def save_figure(fig, stem: str | Path, *, dpi: int = DPI, vector: str = VECTOR_D
     list of pathlib.Path
         The files written, the PNG first.
     """
+    import logging
+
     import matplotlib
 
     dpi = check_dpi(dpi)
     stem = Path(stem)
     paths = []
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
-        for fmt in formats_of(vector):
-            path = stem.with_name(f"{stem.name}.{fmt}")
-            fig.savefig(path, dpi=dpi, format=fmt, metadata=_NO_METADATA[fmt], facecolor="white")
-            paths.append(path)
+    # The PDF backend embeds font subsets whose 'head' timestamps are zero (no dates, for
+    # deterministic files); fontTools warns about each ("timestamp seems very low"): expected here.
+    head_log = logging.getLogger(FONT_HEAD_LOGGER)
+    level = head_log.level
+    head_log.setLevel(logging.ERROR)
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+            for fmt in formats_of(vector):
+                path = stem.with_name(f"{stem.name}.{fmt}")
+                fig.savefig(path, dpi=dpi, format=fmt, metadata=_NO_METADATA[fmt], facecolor="white")
+                paths.append(path)
+    finally:
+        head_log.setLevel(level)
     return paths
