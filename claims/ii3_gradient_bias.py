@@ -524,7 +524,7 @@ class GradientLimit(Claim):
         a.set_xlabel("layers T")
         a.set_ylabel(r"$\|g_T - \hat g\|_F / \|\hat g\|_F$")
         a.set_title(r"against $\hat g$ (lasso solution)")
-        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["estimator"] == t["estimator"].iloc[0]])),
+        plot.legend(a, title=plot.first_curve_note(t, "estimator"),
                     title_fontsize=8, loc="lower left")
         if "err_star_rel" in t.columns or {"err_star", "gstar_norm"} <= set(t.columns):
             if "err_star_rel" not in t.columns:
@@ -731,7 +731,7 @@ class GradientOrdering(Claim):
         a.set_xlabel("layers T")
         a.set_ylabel(r"$\|g_T - g^*\|_F / \|g^*\|_F$")
         a.set_title(r"$g_{\mathrm{ae}\text{-}\mathrm{ls}}$ is the closest to $g^*$ past the crossover")
-        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["estimator"] == t["estimator"].iloc[0]])),
+        plot.legend(a, title=plot.first_curve_note(t, "estimator"),
                     title_fontsize=8)
         return fig
 
@@ -770,7 +770,7 @@ class GradientOrdering(Claim):
         a.set_ylabel("distance to g* of g_ae-ls, relative")
         a.set_title("g_ae-ls is closer to g* only above the crossover λ*")
         plot.legend(a, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8,
-                    title=plot.band_note(plot.instances_of(w[w["lam"] == w["lam"].iloc[0]])), title_fontsize=8)
+                    title=plot.first_curve_note(w, "lam"), title_fontsize=8)
         return fig
 
 
@@ -1278,7 +1278,7 @@ class LearningNeighbourhood(Claim):
         a.set_xlabel("training step")
         a.set_ylabel(r"$\|D - D^*\|_F / \|D^*\|_F$")
         a.set_title(r"learning with $g_{\mathrm{ae}\text{-}\mathrm{ls}}$ ends closest to $D^*$")
-        plot.legend(a, title=plot.band_note(plot.instances_of(t[t["estimator"] == t["estimator"].iloc[0]])),
+        plot.legend(a, title=plot.first_curve_note(t, "estimator"),
                     title_fontsize=8)
         return fig
 

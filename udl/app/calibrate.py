@@ -250,15 +250,9 @@ def to_markdown(document: dict) -> str:
 
 def check_out(out: str | Path) -> Path:
     """Check that a calibration may be written to ``out`` (before anything is computed)."""
-    from udl.engine.files import OutputPathError, check_replaceable, check_writable
+    from udl.engine.files import check_output_directory
 
-    target = Path(out)
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise OutputPathError(f"output path {str(target)!r} exists and is not a directory")
-    if target.is_dir():
-        check_replaceable(target, CALIBRATION_FILES, "output directory")
-    check_writable(target, beside=True)
-    return target
+    return check_output_directory(out, CALIBRATION_FILES)
 
 
 def write_calibration(document: dict, out: str | Path) -> Path:

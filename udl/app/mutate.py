@@ -315,15 +315,9 @@ def check_out(out: str | Path) -> Path:
     udl.engine.files.OutputPathError
         A file or link; a directory holding anything ``udl mutate`` did not write; not writable.
     """
-    from udl.engine.files import OutputPathError, check_replaceable, check_writable
+    from udl.engine.files import check_output_directory
 
-    target = Path(out)
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise OutputPathError(f"output path {str(target)!r} exists and is not a directory")
-    if target.is_dir():
-        check_replaceable(target, MATRIX_FILES, "output directory")
-    check_writable(target, beside=True)
-    return target
+    return check_output_directory(out, MATRIX_FILES)
 
 
 def write_matrix(matrix: KillMatrix, out: str | Path) -> Path:

@@ -251,3 +251,17 @@ def write_directory(target: str | Path, files: Mapping[str, bytes | str],
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def check_output_directory(out: str | Path, layout: Mapping[str, tuple[str, ...] | None]) -> Path:
+    """Check, before anything is computed, that a small output directory may be written at ``out``:
+    a new path, or a directory holding only entries of ``layout`` (:func:`check_replaceable`), with
+    a writable parent (a probe write). Raises :class:`OutputPathError` otherwise (a file, a link, a
+    directory with other entries, an unwritable place); returns ``out`` as a path."""
+    target = Path(out)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise OutputPathError(f"output path {str(target)!r} exists and is not a directory")
+    if target.is_dir():
+        check_replaceable(target, layout, "output directory")
+    check_writable(target, beside=True)
+    return target

@@ -51,7 +51,7 @@ __all__ = [
     "BAND", "DPI", "ESTIMATORS", "ESTIMATOR_LABEL", "ESTIMATOR_MARKER", "ESTIMATOR_STYLE", "ESTIMATOR_WIDTH",
     "LOG_END_GAP", "SVG_HASHSALT",
     "FigureInput", "FigureSkipped", "FigureSpec", "figure", "figures_of",
-    "band", "band_note", "by_estimator", "cell_value", "curve_note", "data_ticks", "estimator_colour",
+    "band", "band_note", "by_estimator", "cell_value", "curve_note", "first_curve_note", "data_ticks", "estimator_colour",
     "estimator_style", "finite", "first_instance", "instances_of", "is_true", "legend", "log_ticks",
     "new_figure", "new_grid", "palette", "part", "power_of_ten", "quantiles", "rc_params", "ref_line",
     "scaled_labels", "signed_image", "stored_mean", "tidy", "fmt_interval", "fmt_number",
@@ -378,6 +378,12 @@ def curve_note(df: pd.DataFrame, by: str) -> str:
     counts = sorted({instances_of(g) for _, g in df.groupby(by, sort=True)}) or [0]
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     return band_note(n, per_curve=True)
+
+
+def first_curve_note(df: pd.DataFrame, by: str) -> str:
+    """Legend title naming the instances behind the first curve of ``df`` (the first value of
+    ``by`` in row order), for figures whose curves share their instances."""
+    return band_note(instances_of(df[df[by] == df[by].iloc[0]]))
 
 
 def ref_line(ax, xs, slope: float, x0: float, y0: float, *, label: str, colour="0.25",
